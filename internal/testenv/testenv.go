@@ -10,6 +10,13 @@
 // bare `go test ./...` stay fast), unless SAILSTREAM_TEST_REQUIRE_SERVICES=1,
 // which the test bed sets so that a missing service fails the run instead of
 // silently skipping it.
+//
+// The same starters the test bed uses are exported for a test that needs a
+// service of its own, to kill and restart it: NewMosquitto(t, opts) and
+// NewKafka(t, opts) (or StartMosquitto / StartKafka outside a test) return a
+// handle with Addr, Kill, Restart and Stop. Mosquitto is the Debian package;
+// Kafka runs from its Maven Central jars (internal/testenv/kafka/pom.xml),
+// which scripts/install-deps.sh puts in KafkaHome(), outside the work tree.
 package testenv
 
 import (

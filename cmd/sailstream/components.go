@@ -1,0 +1,125 @@
+package main
+
+import (
+	"os"
+	"time"
+
+	"github.com/sailstream/sailstream/bridge"
+	"github.com/sailstream/sailstream/core"
+	"github.com/sailstream/sailstream/edge"
+	"github.com/sailstream/sailstream/web"
+)
+
+type edgeCmd struct {
+	mqttFlags
+	ClientID     string        `help:"MQTT client id." default:"sailstream-edge"`
+	Devices      int           `help:"Number of simulated boats." default:"6"`
+	Rate         float64       `help:"Total readings per second." default:"10"`
+	LateFraction float64       `help:"Fraction of readings published late (held back, keeping their event time)." default:"0.05"`
+	LateMin      time.Duration `help:"Shortest hold-back of a late reading." default:"2s"`
+	LateMax      time.Duration `help:"Longest hold-back of a late reading." default:"5s"`
+	Seed         int64         `help:"Random seed (same seed, same tracks); 0 picks one from the clock."`
+	Count        int           `help:"Stop after this many readings (0: run until stopped)."`
+	MetricsAddr  string        `help:"Where to serve Prometheus metrics on /metrics; empty disables." default:"127.0.0.1:9461"`
+}
+
+func (c *edgeCmd) Run(rc *runContext) error {
+	seed := c.Seed
+	if seed == 0 {
+		seed = time.Now().UnixNano()
+	}
+	reg := newRegistry()
+	f, err := edge.New(edge.Config{
+		MQTTURL: c.MQTTURL, ClientID: c.ClientID, TopicPrefix: c.TopicPrefix,
+		Devices: c.Devices, Rate: c.Rate, LateFraction: c.LateFraction, LateMin: c.LateMin, LateMax: c.LateMax,
+		Seed: seed, Count: c.Count, Logger: rc.log.With("component", "edge"), Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	wait, err := serveMetrics(rc.ctx, rc.log, c.MetricsAddr, reg)
+	if err != nil {
+		return err
+	}
+	defer wait()
+	return f.Run(rc.ctx)
+}
+
+type bridgeCmd struct {
+	mqttFlags
+	kafkaFlags
+	ClientID    string `help:"MQTT client id; keep it stable so the broker keeps the session (and unacknowledged messages) across restarts." default:"sailstream-bridge"`
+	BridgeID    string `help:"Name of this bridge in record headers (default: host name)."`
+	RawTopic    string `help:"Kafka topic for accepted payloads." default:"telemetry.raw"`
+	DLQTopic    string `name:"dlq-topic" help:"Kafka topic for rejected payloads." default:"telemetry.dlq"`
+	MetricsAddr string `help:"Where to serve Prometheus metrics on /metrics; empty disables." default:"127.0.0.1:9462"`
+}
+
+func (c *bridgeCmd) Run(rc *runContext) error {
+	id := c.BridgeID
+	if id == "" {
+		id, _ = os.Hostname()
+	}
+	reg := newRegistry()
+	b, err := bridge.New(bridge.Config{
+		MQTTURL: c.MQTTURL, ClientID: c.ClientID, TopicPrefix: c.TopicPrefix,
+		KafkaBrokers: c.KafkaBrokers, RawTopic: c.RawTopic, DLQTopic: c.DLQTopic, BridgeID: id,
+		Partitions: c.Partitions, Logger: rc.log.With("component", "bridge"), Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	wait, err := serveMetrics(rc.ctx, rc.log, c.MetricsAddr, reg)
+	if err != nil {
+		return err
+	}
+	defer wait()
+	return b.Run(rc.ctx)
+}
+
+type coreCmd struct {
+	kafkaFlags
+	Group         string        `help:"Kafka consumer group of the core instances." default:"sailstream-core"`
+	RawTopic      string        `help:"Input topic." default:"telemetry.raw"`
+	EnrichedTopic string        `help:"Output topic for enriched readings." default:"telemetry.enriched"`
+	LateTopic     string        `help:"Output topic for late readings." default:"telemetry.late"`
+	DLQTopic      string        `name:"dlq-topic" help:"Output topic for readings that failed to decode or validate." default:"telemetry.dlq"`
+	MaxOutOfOrder time.Duration `help:"Allowed out-of-orderness of event time before a reading counts as late." default:"2s"`
+	MetricsAddr   string        `help:"Where to serve Prometheus metrics on /metrics; empty disables." default:"127.0.0.1:9463"`
+}
+
+func (c *coreCmd) Run(rc *runContext) error {
+	reg := newRegistry()
+	p, err := core.New(core.Config{
+		KafkaBrokers: c.KafkaBrokers, Group: c.Group, Partitions: c.Partitions,
+		Topics:        core.Topics{Raw: c.RawTopic, Enriched: c.EnrichedTopic, Late: c.LateTopic, DLQ: c.DLQTopic},
+		MaxOutOfOrder: c.MaxOutOfOrder, Logger: rc.log.With("component", "core"), Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	wait, err := serveMetrics(rc.ctx, rc.log, c.MetricsAddr, reg)
+	if err != nil {
+		return err
+	}
+	defer wait()
+	return p.Run(rc.ctx)
+}
+
+type webCmd struct {
+	KafkaBrokers  []string `help:"Kafka seed brokers, comma-separated." default:"127.0.0.1:9092"`
+	EnrichedTopic string   `help:"Topic of enriched readings to show." default:"telemetry.enriched"`
+	HTTPAddr      string   `name:"http-addr" help:"Where the map, WebSocket, REST API and /metrics are served." default:"127.0.0.1:8080"`
+}
+
+func (c *webCmd) Run(rc *runContext) error {
+	reg := newRegistry()
+	s, err := web.New(web.Config{
+		Addr: c.HTTPAddr, KafkaBrokers: c.KafkaBrokers, EnrichedTopic: c.EnrichedTopic,
+		Gatherer: reg, Registerer: reg, Logger: rc.log.With("component", "web"),
+	})
+	if err != nil {
+		return err
+	}
+	return s.Run(rc.ctx)
+}

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"os"
+	"time"
+
+	"github.com/sailstream/sailstream/internal/embedded"
+)
+
+type upCmd struct {
+	MQTTListen    string        `help:"Where the embedded MQTT broker listens (real trackers and mosquitto_pub can publish here)." default:"127.0.0.1:1883"`
+	MQTTURL       string        `name:"mqtt-url" help:"Use this external MQTT broker instead of the embedded one."`
+	KafkaBrokers  []string      `help:"Use this external Kafka cluster instead of the embedded one."`
+	KafkaDataDir  string        `help:"Keep the embedded Kafka's data in this directory across restarts (default: memory only)."`
+	HTTPAddr      string        `name:"http-addr" help:"Where the map, WebSocket, REST API and /metrics are served." default:"127.0.0.1:8080"`
+	Devices       int           `help:"Simulated boats (0: none, only real trackers)." default:"6"`
+	Rate          float64       `help:"Total readings per second of the simulated fleet." default:"10"`
+	LateFraction  float64       `help:"Fraction of simulated readings published late." default:"0.05"`
+	Seed          int64         `help:"Random seed of the simulated fleet (same seed, same tracks); 0 picks one from the clock."`
+	MaxOutOfOrder time.Duration `help:"Allowed out-of-orderness of event time before a reading counts as late." default:"2s"`
+}
+
+func (c *upCmd) Run(rc *runContext) error {
+	seed := c.Seed
+	if seed == 0 {
+		seed = time.Now().UnixNano()
+	}
+	st, err := embedded.New(embedded.Config{
+		MQTTListen:    c.MQTTListen,
+		MQTTURL:       c.MQTTURL,
+		KafkaBrokers:  c.KafkaBrokers,
+		KafkaDataDir:  c.KafkaDataDir,
+		HTTPAddr:      c.HTTPAddr,
+		Fleet:         embedded.FleetConfig{Devices: c.Devices, Rate: c.Rate, LateFraction: c.LateFraction, Seed: seed},
+		MaxOutOfOrder: c.MaxOutOfOrder,
+		Logger:        rc.log,
+		Banner:        os.Stdout,
+	})
+	if err != nil {
+		return err
+	}
+	return st.Run(rc.ctx)
+}

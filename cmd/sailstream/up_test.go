@@ -1,0 +1,249 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	gws "github.com/gorilla/websocket"
+
+	"github.com/sailstream/sailstream/telemetry"
+)
+
+// buildBinary builds the sailstream binary once for the tests of this file.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "sailstream")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("go build: %v", err)
+	}
+	return bin
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestUp runs `sailstream up` as a user would (flags through SAILSTREAM_*
+// environment variables for some of them), and checks that all six boats
+// show up on /api/devices and /ws and that the metrics rise.
+func TestUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	t.Parallel()
+	bin := buildBinary(t)
+	httpAddr, mqttAddr := freeAddr(t), freeAddr(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	cmd := exec.CommandContext(ctx, bin, "up", "--http-addr", httpAddr, "--rate", "30", "--seed", "7")
+	cmd.Env = append(os.Environ(), "SAILSTREAM_MQTT_LISTEN="+mqttAddr, "SAILSTREAM_LOG_LEVEL=warn")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+		if t.Failed() {
+			t.Logf("stderr of sailstream up:\n%s", stderr.String())
+		}
+	}()
+
+	// The banner says where the map is; it must be the address we asked for.
+	banner := make(chan string, 1)
+	go func() {
+		var all strings.Builder
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			all.WriteString(sc.Text() + "\n")
+			if strings.HasPrefix(sc.Text(), "Map") {
+				banner <- all.String()
+			}
+		}
+	}()
+	select {
+	case b := <-banner:
+		_, port, _ := net.SplitHostPort(httpAddr)
+		if !strings.Contains(b, "http://localhost:"+port+"/") {
+			t.Errorf("banner does not name the map address:\n%s", b)
+		}
+		_, mport, _ := net.SplitHostPort(mqttAddr)
+		if !strings.Contains(b, "tcp://127.0.0.1:"+mport) {
+			t.Errorf("banner does not name the MQTT address (from SAILSTREAM_MQTT_LISTEN):\n%s", b)
+		}
+	case <-ctx.Done():
+		t.Fatal("sailstream up printed no banner")
+	}
+
+	base := "http://" + httpAddr
+	before := metric(t, base, "sailstream_core_readings_enriched_total")
+
+	// A WebSocket client sees all six boats.
+	ws, _, err := gws.DefaultDialer.DialContext(ctx, "ws://"+httpAddr+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	wsDevices := map[string]bool{}
+	_ = ws.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for len(wsDevices) < 6 {
+		var e telemetry.Enriched
+		if err := ws.ReadJSON(&e); err != nil {
+			t.Fatalf("websocket after %v devices: %v", wsDevices, err)
+		}
+		wsDevices[e.Device] = true
+	}
+
+	// /api/devices lists six devices with positions on the lake and speeds.
+	var devices []telemetry.Enriched
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		devices = nil
+		getJSON(t, base+"/api/devices", &devices)
+		if len(devices) == 6 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if len(devices) != 6 {
+		t.Fatalf("/api/devices lists %d devices, want 6", len(devices))
+	}
+	for i, d := range devices {
+		if want := fmt.Sprintf("boat-%d", i+1); d.Device != want {
+			t.Errorf("device %d is %q, want %q", i, d.Device, want)
+		}
+		if d.Lat < 52.40 || d.Lat > 52.55 || d.Lon < 20.90 || d.Lon > 21.15 {
+			t.Errorf("%s is at %.4f,%.4f, not on Zegrze lake", d.Device, d.Lat, d.Lon)
+		}
+	}
+
+	// The counters rise.
+	time.Sleep(time.Second)
+	if after := metric(t, base, "sailstream_core_readings_enriched_total"); after <= before {
+		t.Errorf("sailstream_core_readings_enriched_total did not rise: %v then %v", before, after)
+	}
+	for _, name := range []string{"sailstream_bridge_records_produced_total", "sailstream_web_readings_received_total", "sailstream_core_readings_in_total"} {
+		if v := metric(t, base, name); v <= 0 {
+			t.Errorf("%s = %v, want > 0", name, v)
+		}
+	}
+
+	// Ctrl-C stops it cleanly.
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	stopped = true
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("sailstream up exited with %v after SIGINT", err)
+		}
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Error("sailstream up did not stop within 20s of SIGINT")
+	}
+}
+
+// TestHelpAndEnv checks every subcommand has --help and that flags are
+// documented with their environment variable.
+func TestHelpAndEnv(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	t.Parallel()
+	bin := buildBinary(t)
+	for _, sub := range []string{"up", "edge", "bridge", "core", "web", "version"} {
+		out, err := exec.Command(bin, sub, "--help").CombinedOutput()
+		if err != nil {
+			t.Errorf("%s --help: %v\n%s", sub, err, out)
+			continue
+		}
+		if sub != "version" && !strings.Contains(string(out), "($SAILSTREAM_") {
+			t.Errorf("%s --help does not show the SAILSTREAM_* variables:\n%s", sub, out)
+		}
+	}
+	// A bad flag value from the environment is reported, not ignored.
+	cmd := exec.Command(bin, "core")
+	cmd.Env = append(os.Environ(), "SAILSTREAM_MAX_OUT_OF_ORDER=soon")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !regexp.MustCompile(`(?i)max-out-of-order`).Match(out) {
+		t.Errorf("core with SAILSTREAM_MAX_OUT_OF_ORDER=soon: err %v, output:\n%s", err, out)
+	}
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET %s: %s: %s", url, resp.Status, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+}
+
+// metric returns the sum of all series of a metric on /metrics.
+func metric(t *testing.T, base, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name) {
+			continue
+		}
+		rest := line[len(name):]
+		if rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err == nil {
+			sum += v
+		}
+	}
+	return sum
+}

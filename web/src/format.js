@@ -1,0 +1,64 @@
+// Pure helpers for the panel, kept apart from the DOM and Leaflet so that
+// `npm test` (node --test) checks them.
+
+export const KNOTS_PER_MS = 3600 / 1852;
+
+const COMPASS = ['N', 'NE', 'E', 'SE', 'S', 'SW', 'W', 'NW'];
+
+// speedKnots prefers the server's knots and falls back to converting m/s.
+export function speedKnots(r) {
+  if (Number.isFinite(r.speed_kn)) return r.speed_kn;
+  if (Number.isFinite(r.speed_ms)) return r.speed_ms * KNOTS_PER_MS;
+  return 0;
+}
+
+export function formatKnots(kn) {
+  return `${kn.toFixed(1)} kn`;
+}
+
+export function formatMS(ms) {
+  return `${(Number.isFinite(ms) ? ms : 0).toFixed(2)} m/s`;
+}
+
+// formatCourse gives degrees and the nearest of eight compass points.
+export function formatCourse(deg) {
+  if (!Number.isFinite(deg)) return '—';
+  const d = ((Math.round(deg) % 360) + 360) % 360;
+  return `${String(d).padStart(3, '0')}° ${COMPASS[Math.round(d / 45) % 8]}`;
+}
+
+// formatAge turns milliseconds into a short age: "0.4 s", "12 s", "3 min", "2 h".
+export function formatAge(ms) {
+  if (!Number.isFinite(ms)) return '—';
+  const s = Math.max(0, ms) / 1000;
+  if (s < 10) return `${s.toFixed(1)} s`;
+  if (s < 120) return `${Math.round(s)} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  return `${Math.round(s / 3600)} h`;
+}
+
+// backoff is the delay before reconnect attempt n (0-based): doubling from
+// 500 ms up to 15 s, with up to 25% jitter so that many browsers do not
+// reconnect in step after a server restart.
+export function backoff(attempt, random = Math.random) {
+  const base = Math.min(15000, 500 * 2 ** Math.min(attempt, 10));
+  return Math.round(base * (1 + 0.25 * random()));
+}
+
+// colour gives every device a stable colour from its id.
+const PALETTE = ['#e6194b', '#f58231', '#3cb44b', '#911eb4', '#f032e6', '#008080', '#9a6324', '#000075', '#808000', '#800000'];
+export function colour(device) {
+  let h = 0;
+  for (const ch of device) h = (h * 31 + ch.codePointAt(0)) >>> 0;
+  return PALETTE[h % PALETTE.length];
+}
+
+// isNewer tells whether reading r should replace last as a boat's current
+// position: the WebSocket snapshot after a reconnect repeats readings we have.
+export function isNewer(r, last) {
+  if (!last) return true;
+  const t = Date.parse(r.time);
+  const lt = Date.parse(last.time);
+  if (t !== lt) return t > lt;
+  return (r.seq ?? 0) > (last.seq ?? 0);
+}
