@@ -32,17 +32,12 @@ func (c *edgeCmd) Run(rc *runContext) error {
 	f, err := edge.New(edge.Config{
 		MQTTURL: c.MQTTURL, ClientID: c.ClientID, TopicPrefix: c.TopicPrefix,
 		Devices: c.Devices, Rate: c.Rate, LateFraction: c.LateFraction, LateMin: c.LateMin, LateMax: c.LateMax,
-		Seed: seed, Count: c.Count, Logger: rc.log.With("component", "edge"), Registerer: reg,
+		Seed: seed, Count: c.Count, Logger: rc.log, Registerer: reg,
 	})
 	if err != nil {
 		return err
 	}
-	wait, err := serveMetrics(rc.ctx, rc.log, c.MetricsAddr, reg)
-	if err != nil {
-		return err
-	}
-	defer wait()
-	return f.Run(rc.ctx)
+	return runWithMetrics(rc, c.MetricsAddr, reg, f.Run)
 }
 
 type bridgeCmd struct {
@@ -64,17 +59,12 @@ func (c *bridgeCmd) Run(rc *runContext) error {
 	b, err := bridge.New(bridge.Config{
 		MQTTURL: c.MQTTURL, ClientID: c.ClientID, TopicPrefix: c.TopicPrefix,
 		KafkaBrokers: c.KafkaBrokers, RawTopic: c.RawTopic, DLQTopic: c.DLQTopic, BridgeID: id,
-		Partitions: c.Partitions, Logger: rc.log.With("component", "bridge"), Registerer: reg,
+		Partitions: c.Partitions, Logger: rc.log, Registerer: reg,
 	})
 	if err != nil {
 		return err
 	}
-	wait, err := serveMetrics(rc.ctx, rc.log, c.MetricsAddr, reg)
-	if err != nil {
-		return err
-	}
-	defer wait()
-	return b.Run(rc.ctx)
+	return runWithMetrics(rc, c.MetricsAddr, reg, b.Run)
 }
 
 type coreCmd struct {
@@ -98,12 +88,7 @@ func (c *coreCmd) Run(rc *runContext) error {
 	if err != nil {
 		return err
 	}
-	wait, err := serveMetrics(rc.ctx, rc.log, c.MetricsAddr, reg)
-	if err != nil {
-		return err
-	}
-	defer wait()
-	return p.Run(rc.ctx)
+	return runWithMetrics(rc, c.MetricsAddr, reg, p.Run)
 }
 
 type webCmd struct {

@@ -61,3 +61,13 @@ func newRegistry() *prometheus.Registry {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg
 }
+
+// runWithMetrics serves reg on addr while run runs.
+func runWithMetrics(rc *runContext, addr string, reg *prometheus.Registry, run func(context.Context) error) error {
+	wait, err := serveMetrics(rc.ctx, rc.log, addr, reg)
+	if err != nil {
+		return err
+	}
+	defer wait()
+	return run(rc.ctx)
+}

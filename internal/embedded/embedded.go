@@ -155,7 +155,7 @@ func (s *Stack) Run(ctx context.Context) error {
 
 	s.brokers = cfg.KafkaBrokers
 	if len(s.brokers) == 0 {
-		opts := []kfake.Opt{kfake.DefaultNumPartitions(int(cfg.Partitions)), kfake.AllowAutoTopicCreation()}
+		opts := []kfake.Opt{kfake.NumBrokers(1), kfake.DefaultNumPartitions(int(cfg.Partitions)), kfake.AllowAutoTopicCreation()}
 		if cfg.KafkaDataDir != "" {
 			opts = append(opts, kfake.DataDir(cfg.KafkaDataDir))
 		}
@@ -198,7 +198,7 @@ func (s *Stack) Run(ctx context.Context) error {
 		BridgeID:     "embedded",
 		Partitions:   cfg.Partitions,
 		Registerer:   s.reg,
-		Logger:       s.log.With("component", "bridge"),
+		Logger:       s.log,
 	})
 	if err != nil {
 		return err
@@ -221,7 +221,7 @@ func (s *Stack) Run(ctx context.Context) error {
 			LateFraction: cfg.Fleet.LateFraction,
 			Seed:         cfg.Fleet.Seed,
 			Registerer:   s.reg,
-			Logger:       s.log.With("component", "edge"),
+			Logger:       s.log,
 		})
 		if err != nil {
 			return err
