@@ -60,6 +60,8 @@ func FuzzStepMatchesTimeSub(f *testing.F) {
 }
 
 func same(a, b Movement) bool {
-	eq := func(x, y float64) bool { return math.Float64bits(x) == math.Float64bits(y) || (math.IsNaN(x) && math.IsNaN(y)) }
+	eq := func(x, y float64) bool {
+		return math.Float64bits(x) == math.Float64bits(y) || (math.IsNaN(x) && math.IsNaN(y))
+	}
 	return eq(a.DistanceM, b.DistanceM) && eq(a.SpeedMS, b.SpeedMS) && eq(a.SpeedKn, b.SpeedKn) && eq(a.CourseDeg, b.CourseDeg)
 }

@@ -48,6 +48,13 @@ if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
 	fi
 fi
 
+# --- wabt (wat2wasm), to build the hostile test modules of udf/ -------------
+if ! command -v wat2wasm >/dev/null 2>&1; then
+	log "installing wabt"
+	as_root apt-get install -y -q --no-install-recommends wabt >/dev/null ||
+		{ as_root apt-get update -q >/dev/null && as_root apt-get install -y -q --no-install-recommends wabt >/dev/null; }
+fi
+
 # --- Kafka jars --------------------------------------------------------------
 kafka_version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$pom")"
 [ -n "$kafka_version" ] || { log "no <kafka.version> in $pom"; exit 1; }
