@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and the build need and a fresh machine lacks:
 #   - Mosquitto (Debian package), for the test bed;
+#   - promtool (Debian package prometheus), for deploy/'s config check;
 #   - the Apache Kafka broker's jars from Maven Central, into a cache outside
 #     the work tree (${SAILSTREAM_CACHE:-$HOME/.cache/sailstream}/kafka-<version>/libs);
 #   - web/node_modules (npm ci) when web/package.json exists.
@@ -31,20 +32,20 @@ for tool in go java mvn; do
 done
 
 # --- Mosquitto -------------------------------------------------------------
-if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
-	log "installing mosquitto"
+if { ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; } || ! command -v promtool >/dev/null 2>&1; then
+	log "installing mosquitto and prometheus (promtool)"
 	export DEBIAN_FRONTEND=noninteractive
 	# Update the package lists only when they are missing or the install fails
 	# with them (a fresh machine often has none).
 	if ! ls /var/lib/apt/lists/*_Packages* >/dev/null 2>&1 ||
-		! as_root apt-get install -y -q --no-install-recommends mosquitto >/dev/null; then
+		! as_root apt-get install -y -q --no-install-recommends mosquitto prometheus >/dev/null; then
 		as_root apt-get update -q >/dev/null
-		as_root apt-get install -y -q --no-install-recommends mosquitto >/dev/null
+		as_root apt-get install -y -q --no-install-recommends mosquitto prometheus >/dev/null
 	fi
 	# The package enables a system broker on port 1883; we start our own on
 	# free ports. Don't leave the system one running (where systemd runs).
 	if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-		as_root systemctl disable --now mosquitto >/dev/null 2>&1 || true
+		as_root systemctl disable --now mosquitto prometheus >/dev/null 2>&1 || true
 	fi
 fi
 

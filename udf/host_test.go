@@ -227,7 +227,14 @@ func TestHostile(t *testing.T) {
 	ctx := context.Background()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := load(t, tt.name, Limits{CallTimeout: 200 * time.Millisecond, Instances: 1})
+			// Only the infinite loop should meet the deadline; the others
+			// get one long enough that a loaded machine cannot turn their
+			// failure into a timeout.
+			timeout := 10 * time.Second
+			if tt.want == ErrTimeout {
+				timeout = 200 * time.Millisecond
+			}
+			m := load(t, tt.name, Limits{CallTimeout: timeout, Instances: 1})
 			batch := track(6, 10) // seq 10..15
 			start := time.Now()
 			_, err := m.Process(ctx, nil, "boat-1", batch)

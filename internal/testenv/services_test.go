@@ -130,11 +130,19 @@ func TestStartKafka(t *testing.T) {
 	if _, err := adm.CreateTopic(ctx, -1, -1, nil, topic); err != nil {
 		t.Fatal(err)
 	}
-	td, err := adm.ListTopics(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
+	// Metadata of a topic just created may lag behind for a moment.
+	var got int
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		td, err := adm.ListTopics(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got = len(td[topic].Partitions); got == 6 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	if got := len(td[topic].Partitions); got != 6 {
+	if got != 6 {
 		t.Errorf("new topic has %d partitions, want the configured default 6", got)
 	}
 	if s, err := os.Stat(k.LogFile()); err != nil || s.Size() == 0 {
@@ -153,7 +161,7 @@ func TestStartKafka(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("Restart took %s", time.Since(t0).Round(time.Millisecond))
-	td, err = adm.ListTopics(ctx, topic)
+	td, err := adm.ListTopics(ctx, topic)
 	if err != nil || !td.Has(topic) {
 		t.Fatalf("topic %s gone after Restart (err %v)", topic, err)
 	}
