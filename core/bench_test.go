@@ -1,6 +1,8 @@
 package core
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -8,11 +10,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sailstream/sailstream/telemetry"
+	"github.com/sailstream/sailstream/udf/registry"
 )
 
 // benchStream is a stream of six boats' payloads, one reading a second each,
 // moving a few metres between readings, in event-time order.
-func benchStream(b *testing.B, n int) (keys []string, payloads [][]byte) {
+func benchStream(b testing.TB, n int) (keys []string, payloads [][]byte) {
 	b.Helper()
 	boats := make([]telemetry.Reading, 6)
 	for i := range boats {
@@ -72,13 +75,16 @@ func BenchmarkMotion(b *testing.B) {
 }
 
 // BenchmarkHandle measures everything the processor does per record short of
-// producing it: decode, event time, motion, enriched JSON, metrics.
+// producing it: decode, event time, the builtin Wasm speed UDF (one call per
+// device per poll of 6000 records), enriched JSON, metrics. Compare with
+// BenchmarkHandleNative, the same work with the native motion.
 func BenchmarkHandle(b *testing.B) {
 	keys, payloads := benchStream(b, 6000)
-	p, err := New(Config{KafkaBrokers: []string{"127.0.0.1:1"}, Now: func() time.Time { return t0.Add(24 * time.Hour) }})
+	p, err := New(Config{KafkaBrokers: []string{"127.0.0.1:1"}, Engine: testEngine, Now: func() time.Time { return t0.Add(24 * time.Hour) }})
 	if err != nil {
 		b.Fatal(err)
 	}
+	tbl := testTable(b, p, registry.NewState())
 	recv := []kgo.RecordHeader{{Key: telemetry.HeaderReceivedAt, Value: []byte(t0.Add(24*time.Hour - 20*time.Millisecond).Format(time.RFC3339Nano))}}
 	recs := make([]*kgo.Record, len(payloads))
 	for i := range payloads {
@@ -90,13 +96,79 @@ func BenchmarkHandle(b *testing.B) {
 	n := 0
 	for b.Loop() {
 		st := newPartitionState(DefaultMaxOutOfOrder)
-		for _, r := range recs {
-			if out := p.handle(st, r, now); out.Topic != p.cfg.Topics.Enriched {
-				b.Fatalf("record went to %s", out.Topic)
+		out, err := p.handleRecords(context.Background(), tbl, st, recs, now, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, o := range out {
+			if o.Topic != p.cfg.Topics.Enriched {
+				b.Fatalf("record went to %s", o.Topic)
 			}
 		}
 		n += len(recs)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/reading")
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "readings/s")
+}
+
+// BenchmarkHandleNative is BenchmarkHandle with core.Motion computed natively
+// in place of the Wasm UDF: the per-record path of the core before UDFs.
+func BenchmarkHandleNative(b *testing.B) {
+	keys, payloads := benchStream(b, 6000)
+	now := t0.Add(24 * time.Hour)
+	recv := t0.Add(24*time.Hour - 20*time.Millisecond)
+	b.ReportAllocs()
+	b.ResetTimer()
+	n := 0
+	for b.Loop() {
+		st := newPartitionState(DefaultMaxOutOfOrder)
+		for i, pl := range payloads {
+			r, err := telemetry.Decode(keys[i], pl, now)
+			if err != nil {
+				b.Fatal(err)
+			}
+			v, _, prev := st.admit(r)
+			if v != accepted {
+				b.Fatal("not accepted")
+			}
+			mv := Motion(prev, r)
+			e := telemetry.Enriched{
+				Device: r.Device, Seq: r.Seq, Time: r.Time.UTC(), Lat: r.Lat, Lon: r.Lon,
+				DistanceM: mv.DistanceM, SpeedMS: mv.SpeedMS, SpeedKn: mv.SpeedKn, CourseDeg: mv.CourseDeg,
+				ReceivedAt: recv, ProcessedAt: now, LatencyMS: 20, UDF: "speed", UDFVersion: "native", Fields: r.Fields,
+			}
+			if _, err := json.Marshal(e); err != nil {
+				b.Fatal(err)
+			}
+		}
+		n += len(payloads)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/reading")
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "readings/s")
+}
+
+// BenchmarkSwapPause measures what a swap costs the processing loop: at
+// every batch boundary it picks up a table the router has just replaced.
+func BenchmarkSwapPause(b *testing.B) {
+	p, err := New(Config{KafkaBrokers: []string{"127.0.0.1:1"}, Engine: testEngine})
+	if err != nil {
+		b.Fatal(err)
+	}
+	t1 := testTable(b, p, registry.NewState())
+	t2 := &table{routes: t1.routes, byName: t1.byName, fallback: t1.fallback, sig: t1.sig + "'"}
+	tables := [2]*table{t1, t2}
+	var pause time.Duration
+	i := 0
+	for b.Loop() {
+		i++
+		p.router.cur.Store(tables[i%2]) // the router publishes
+		start := time.Now()
+		t := p.acquireTable() // the loop picks it up at its next batch
+		pause += time.Since(start)
+		p.router.release()
+		if t != tables[i%2] {
+			b.Fatal("the loop did not pick up the new table")
+		}
+	}
+	b.ReportMetric(float64(pause.Nanoseconds())/float64(b.N), "ns/swap")
 }

@@ -4,11 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sailstream/sailstream/telemetry"
+	"github.com/sailstream/sailstream/udf"
+	"github.com/sailstream/sailstream/udf/registry"
 )
 
 // Defaults applied by New to zero Config fields.
@@ -16,6 +20,13 @@ const (
 	DefaultGroup         = "sailstream-core"
 	DefaultPartitions    = 6
 	DefaultMaxOutOfOrder = 2 * time.Second
+
+	// A module version that fails DefaultQuarantineAfter batches in a row,
+	// or more than DefaultQuarantineRatio of the last
+	// DefaultQuarantineWindow batches, is quarantined on this core.
+	DefaultQuarantineAfter  = 5
+	DefaultQuarantineWindow = 20
+	DefaultQuarantineRatio  = 0.5
 )
 
 // Topics names the Kafka topics the processor reads and writes. Empty names
@@ -27,8 +38,15 @@ type Topics struct {
 	Enriched string
 	// Late receives readings behind the watermark or out of order.
 	Late string
-	// DLQ receives payloads that failed to decode or validate.
+	// DLQ receives payloads that failed to decode or validate, and the
+	// readings a UDF failed on.
 	DLQ string
+	// Shadow receives one JSON ShadowRecord per output of a batch a shadow
+	// UDF ran on: the live and the shadow output side by side.
+	Shadow string
+	// Registry is the compacted topic of deployed UDFs, read from the
+	// start by every instance (registry.DefaultTopic when empty).
+	Registry string
 }
 
 // Config configures a Processor. The zero value of every field but
@@ -49,6 +67,23 @@ type Config struct {
 	// partition's watermark is the largest event time seen on it minus
 	// MaxOutOfOrder, and readings behind it are late.
 	MaxOutOfOrder time.Duration
+	// CacheDir holds compiled UDFs across restarts. Empty means
+	// $XDG_CACHE_HOME/sailstream/wasm (os.UserCacheDir); "-" keeps the
+	// cache in memory only. Unused when Engine is set.
+	CacheDir string
+	// Engine, when set, loads the UDFs (sharing its compilation cache
+	// with other users in the process); the processor does not close it.
+	Engine *udf.Engine
+	// QuarantineAfter is how many batches in a row a UDF version may fail
+	// before this instance stops using it and falls back to the previous
+	// version (or the builtin speed UDF). Zero means
+	// DefaultQuarantineAfter; negative disables quarantine.
+	QuarantineAfter int
+	// QuarantineWindow and QuarantineRatio: a version that failed more
+	// than QuarantineRatio of its last QuarantineWindow batches is
+	// quarantined too. Zero means the defaults.
+	QuarantineWindow int
+	QuarantineRatio  float64
 	// Now is the processor's clock (validation of event times, latency);
 	// nil means time.Now. Tests set it.
 	Now func() time.Time
@@ -78,10 +113,16 @@ func (c Config) Validate() error {
 	if c.MaxOutOfOrder < 0 {
 		errs = append(errs, fmt.Errorf("max out-of-order %s: must not be negative", c.MaxOutOfOrder))
 	}
+	if c.QuarantineWindow < 0 {
+		errs = append(errs, fmt.Errorf("quarantine window %d: must not be negative", c.QuarantineWindow))
+	}
+	if c.QuarantineRatio < 0 || c.QuarantineRatio >= 1 {
+		errs = append(errs, fmt.Errorf("quarantine ratio %g: must be in [0, 1)", c.QuarantineRatio))
+	}
 	t := c.Topics
-	names := map[string]string{"raw": t.Raw, "enriched": t.Enriched, "late": t.Late, "dlq": t.DLQ}
+	names := map[string]string{"raw": t.Raw, "enriched": t.Enriched, "late": t.Late, "dlq": t.DLQ, "shadow": t.Shadow, "registry": t.Registry}
 	seen := map[string]string{}
-	for _, role := range []string{"raw", "enriched", "late", "dlq"} {
+	for _, role := range []string{"raw", "enriched", "late", "dlq", "shadow", "registry"} {
 		name := names[role]
 		if other, dup := seen[name]; dup {
 			errs = append(errs, fmt.Errorf("topics %s and %s are both %q: each needs its own topic", other, role, name))
@@ -111,6 +152,21 @@ func (c Config) withDefaults() Config {
 	if c.Topics.DLQ == "" {
 		c.Topics.DLQ = telemetry.TopicDLQ
 	}
+	if c.Topics.Shadow == "" {
+		c.Topics.Shadow = telemetry.TopicShadow
+	}
+	if c.Topics.Registry == "" {
+		c.Topics.Registry = registry.DefaultTopic
+	}
+	if c.QuarantineAfter == 0 {
+		c.QuarantineAfter = DefaultQuarantineAfter
+	}
+	if c.QuarantineWindow == 0 {
+		c.QuarantineWindow = DefaultQuarantineWindow
+	}
+	if c.QuarantineRatio == 0 {
+		c.QuarantineRatio = DefaultQuarantineRatio
+	}
 	if c.Partitions == 0 {
 		c.Partitions = DefaultPartitions
 	}
@@ -127,4 +183,19 @@ func (c Config) withDefaults() Config {
 		c.Registerer = prometheus.NewRegistry()
 	}
 	return c
+}
+
+// cacheDir resolves CacheDir: "" is the user cache directory, "-" none.
+func (c Config) cacheDir() string {
+	switch c.CacheDir {
+	case "-":
+		return ""
+	case "":
+		d, err := os.UserCacheDir()
+		if err != nil {
+			return ""
+		}
+		return filepath.Join(d, "sailstream", "wasm")
+	}
+	return c.CacheDir
 }

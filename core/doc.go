@@ -1,16 +1,19 @@
 // Package core is sailstream's stream processor: it consumes the raw payloads
 // the bridge put on telemetry.raw, decodes and validates them, sorts out the
-// readings that came too late, computes each device's motion (distance,
-// speed, course) from its previous accepted reading and produces the result
-// to telemetry.enriched.
+// readings that came too late, runs each device's batch of readings through
+// the WebAssembly UDF its route names (by default the embedded speed UDF:
+// distance, speed, course) and produces the result to telemetry.enriched.
 //
 // Why it is shaped this way:
 //
 //   - Nothing is silently dropped. A payload that does not decode goes to
 //     telemetry.dlq byte-exact with the reason in a header; a reading behind
 //     the event-time watermark, or not newer than the device's last accepted
-//     reading, goes to telemetry.late byte-exact with the reason. Both are
-//     counted, so a dashboard shows what the map does not.
+//     reading, goes to telemetry.late byte-exact with the reason; a reading a
+//     UDF fails on (trap, timeout, memory, malformed output, guest error)
+//     goes to telemetry.dlq byte-exact with reason udf_*, the error (with the
+//     guest's stderr tail) and the UDF's name and version. All are counted,
+//     so a dashboard shows what the map does not.
 //
 //   - Event time, not arrival time, decides what is late. Each partition of
 //     telemetry.raw keeps its own watermark (the largest event time seen
@@ -18,10 +21,44 @@
 //     device's readings stay on one partition in order, and a partition's
 //     watermark is not held back or pushed ahead by unrelated partitions.
 //
-//   - The per-device computation (Motion) is a pure function of the previous
-//     and the current reading, free of Kafka and of the wall clock, because
-//     the next step moves it into the default WebAssembly UDF where the host
-//     owns the state and the guest gets no clock.
+//   - UDFs come from the registry, not from the core's configuration. Every
+//     instance reads the whole compacted registry topic (udf/registry) from
+//     the start, without a consumer group, so all instances apply the same
+//     deploy, promote or rollback, and a restarted instance starts from what
+//     is deployed rather than from the builtin. Until something is deployed
+//     every device is routed to the builtin speed UDF (udf/builtin).
+//
+//   - A swap never stalls or splits a batch. Modules are compiled by a
+//     router goroutine (with an on-disk compilation cache) into an
+//     immutable routing table published through an atomic pointer; the
+//     processing loop loads the pointer once per poll, so every reading of
+//     a poll is processed by one table, and picking up a new table costs a
+//     pointer load (sailstream_core_udf_swap_pause_seconds measures it). A
+//     retired module is closed only once the loop has moved off the table
+//     that used it.
+//
+//   - One UDF call per device per poll: a poll's accepted readings are
+//     grouped by device in event order. The host owns the state: each
+//     device's state bytes live beside its event-time state in the
+//     partition's state (partitionState.deviceUDF, the seam where a
+//     changelog will persist them), keyed by UDF name, so a new version of
+//     the same UDF continues from the old one's state and a route change to
+//     another UDF starts afresh.
+//
+//   - Hostile or broken code cannot stop the pipeline. A failed batch is
+//     re-run reading by reading (udf.Module.Isolate) so only the poison
+//     readings are lost to the DLQ. A version that keeps failing
+//     (Config.QuarantineAfter in a row, or more than QuarantineRatio of its
+//     last QuarantineWindow batches) is quarantined on this instance: its
+//     route falls back to the deployment's previous version, else to the
+//     builtin.
+//
+//   - Shadow mode answers "is the new version right?" on live traffic
+//     without risk: a deployment's shadow runs on the same device batches
+//     with its own state (started from the live state), its outputs are
+//     compared with the live ones (same input, time, position, fields
+//     within 1e-9 relative) and kept aside as ShadowRecord JSON on
+//     telemetry.shadow; it never touches telemetry.enriched.
 //
 //   - Delivery is at-least-once for now: every output of one poll is
 //     produced and flushed before the polled offsets are committed, and

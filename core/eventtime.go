@@ -31,10 +31,55 @@ type partitionState struct {
 	maxOutOfOrder time.Duration
 	maxEvent      time.Time                    // largest accepted event time; zero before the first
 	last          map[string]telemetry.Reading // device → last accepted reading (without Fields)
+	// udf holds each device's UDF state bytes. It lives and dies with the
+	// partition (dropped on revocation, rebuilt by the next owner from
+	// the readings it consumes).
+	//
+	// Seam for issue 4: deviceUDF/setDeviceUDF are the only accessors, so
+	// a state changelog (produce on set, restore on assignment) plugs in
+	// here without touching the processing.
+	udf map[string]*deviceUDF
+}
+
+// deviceUDF is the state a device's UDFs returned last: the live UDF's
+// (owned by the UDF name, kept across versions so a swap keeps it) and the
+// shadow's (owned by one shadow version, started from the live state).
+type deviceUDF struct {
+	name  string // the UDF the live state belongs to
+	state []byte
+
+	shadowKey   string // version key + version of the shadow the state belongs to
+	shadowState []byte
 }
 
 func newPartitionState(maxOutOfOrder time.Duration) *partitionState {
-	return &partitionState{maxOutOfOrder: maxOutOfOrder, last: make(map[string]telemetry.Reading)}
+	return &partitionState{maxOutOfOrder: maxOutOfOrder, last: make(map[string]telemetry.Reading), udf: make(map[string]*deviceUDF)}
+}
+
+// deviceUDF returns device's UDF state, creating it empty.
+func (s *partitionState) deviceUDF(device string) *deviceUDF {
+	d := s.udf[device]
+	if d == nil {
+		d = &deviceUDF{}
+		s.udf[device] = d
+	}
+	return d
+}
+
+// liveState returns the state to hand UDF name: the device's, unless
+// another UDF produced it (a route change starts the new UDF afresh).
+func (d *deviceUDF) liveState(name string) []byte {
+	if d.name != name {
+		return nil
+	}
+	return d.state
+}
+
+// setLive keeps the state UDF name returned (udf.Result.State is the
+// host's own copy, not guest memory).
+func (d *deviceUDF) setLive(name string, state []byte) {
+	d.name = name
+	d.state = state
 }
 
 // watermark returns the partition's watermark; ok is false before the first

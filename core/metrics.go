@@ -16,6 +16,15 @@ type metrics struct {
 	latency   prometheus.Histogram   // now − received_at
 	watermark *prometheus.GaugeVec   // partition
 	commitErr prometheus.Counter     // failed offset commits (reprocessed later)
+
+	udfCalls       *prometheus.CounterVec   // udf, version
+	udfFailures    *prometheus.CounterVec   // udf, reason
+	udfCallSeconds *prometheus.HistogramVec // udf, version, role
+	quarantined    *prometheus.GaugeVec     // udf, version
+	swaps          prometheus.Counter
+	swapPause      prometheus.Histogram
+	shadowOutputs  *prometheus.CounterVec // udf, agree
+	registryBad    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -49,8 +58,43 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "sailstream_core_commit_errors_total",
 			Help: "Offset commits that failed; the records after the last good commit are processed again (at-least-once).",
 		}),
+		udfCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sailstream_core_udf_calls_total",
+			Help: "Batch calls of the live UDF versions (one per device per poll).",
+		}, []string{"udf", "version"}),
+		udfFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sailstream_core_udf_failures_total",
+			Help: "Batch calls that failed, by UDF and reason (udf_trap, udf_timeout, udf_memory, udf_output, udf_error); live and shadow.",
+		}, []string{"udf", "reason"}),
+		udfCallSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sailstream_core_udf_call_seconds",
+			Help:    "Duration of one batch call of a UDF, by role (live or shadow).",
+			Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .1, .5, 2},
+		}, []string{"udf", "version", "role"}),
+		quarantined: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sailstream_core_udf_quarantined",
+			Help: "1 for a UDF version this instance stopped using because it kept failing (until it restarts or another version is deployed).",
+		}, []string{"udf", "version"}),
+		swaps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sailstream_core_udf_swaps_total",
+			Help: "Routing tables published (a deploy, promote, rollback, route change or quarantine changed what runs).",
+		}),
+		swapPause: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "sailstream_core_udf_swap_pause_seconds",
+			Help:    "How long the processing loop waited to pick up a new routing table at a batch boundary.",
+			Buckets: []float64{1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1},
+		}),
+		shadowOutputs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sailstream_core_shadow_outputs_total",
+			Help: "Outputs of shadow UDF runs compared with the live version's, by whether they agree.",
+		}, []string{"udf", "agree"}),
+		registryBad: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sailstream_core_registry_bad_records_total",
+			Help: "Records of the UDF registry topic that could not be applied (skipped).",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.in, m.enriched, m.late, m.dlq, m.latency, m.watermark, m.commitErr} {
+	for _, c := range []prometheus.Collector{m.in, m.enriched, m.late, m.dlq, m.latency, m.watermark, m.commitErr,
+		m.udfCalls, m.udfFailures, m.udfCallSeconds, m.quarantined, m.swaps, m.swapPause, m.shadowOutputs, m.registryBad} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

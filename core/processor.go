@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,10 +21,6 @@ import (
 const (
 	// stage is the HeaderStage value on records the core rejects.
 	stage = "core"
-	// udfBuiltin names the motion logic compiled into the core; the Wasm
-	// UDF host replaces it.
-	udfName    = "speed"
-	udfVersion = "builtin"
 	// maxPollRecords bounds one poll, and so the outputs produced and
 	// flushed before one commit.
 	maxPollRecords = 10000
@@ -57,6 +52,10 @@ type Processor struct {
 	mu      sync.Mutex
 	parts   map[int32]*partitionState // raw-topic partition → state
 	pending map[int32]*kgo.Record     // last produced-but-uncommitted record per partition
+
+	router    *router
+	health    *health // loop only
+	lastTable *table  // loop only
 }
 
 // New checks cfg, applies defaults and registers the metrics.
@@ -75,6 +74,8 @@ func New(cfg Config) (*Processor, error) {
 		ready:   make(chan struct{}),
 		parts:   make(map[int32]*partitionState),
 		pending: make(map[int32]*kgo.Record),
+		router:  newRouter(cfg.Engine, cfg.Logger, m),
+		health:  newHealth(cfg),
 	}, nil
 }
 
@@ -107,6 +108,22 @@ func (p *Processor) Run(ctx context.Context) error {
 		case <-time.After(backoff):
 		}
 	}
+	// The UDFs: the builtin first, then the registry as it stands (a
+	// restarted core starts with what is deployed, not the builtin).
+	stopUDFs, err := p.startUDFs(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer stopUDFs()
+	select {
+	case <-p.router.ready:
+	case <-ctx.Done():
+		return nil
+	}
+
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(p.cfg.KafkaBrokers...),
 		kgo.ClientID("sailstream-core"),
@@ -138,7 +155,8 @@ func (p *Processor) Run(ctx context.Context) error {
 
 	log.Info("core started", "brokers", p.cfg.KafkaBrokers, "group", p.cfg.Group,
 		"raw", p.cfg.Topics.Raw, "enriched", p.cfg.Topics.Enriched,
-		"late", p.cfg.Topics.Late, "dlq", p.cfg.Topics.DLQ, "max_out_of_order", p.cfg.MaxOutOfOrder)
+		"late", p.cfg.Topics.Late, "dlq", p.cfg.Topics.DLQ, "shadow", p.cfg.Topics.Shadow,
+		"registry", p.cfg.Topics.Registry, "max_out_of_order", p.cfg.MaxOutOfOrder, "udfs", p.router.cur.Load().sig)
 
 	runErr := p.loop(ctx, work, cl)
 	if runErr == nil {
@@ -164,7 +182,7 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 	defer adm.Close()
 	t := p.cfg.Topics
 	var specs []kafkatopic.Spec
-	for _, name := range []string{t.Raw, t.Enriched, t.Late, t.DLQ} {
+	for _, name := range []string{t.Raw, t.Enriched, t.Late, t.DLQ, t.Shadow} {
 		specs = append(specs, kafkatopic.Spec{Name: name, Partitions: p.cfg.Partitions})
 	}
 	if err := kafkatopic.Ensure(ctx, adm, specs...); err != nil {
@@ -198,10 +216,15 @@ func (p *Processor) handlePoll(ctx, work context.Context, cl *kgo.Client, fetche
 	var (
 		out  []*kgo.Record
 		last = make(map[int32]*kgo.Record)
+		err  error
 	)
+	// One routing table for the whole poll: no reading is processed half
+	// by one UDF version and half by another.
+	tbl := p.acquireTable()
+	defer p.router.release()
 	p.mu.Lock()
 	fetches.EachPartition(func(ftp kgo.FetchTopicPartition) {
-		if ftp.Topic != p.cfg.Topics.Raw || len(ftp.Records) == 0 {
+		if err != nil || ftp.Topic != p.cfg.Topics.Raw || len(ftp.Records) == 0 {
 			return
 		}
 		st := p.parts[ftp.Partition]
@@ -209,8 +232,9 @@ func (p *Processor) handlePoll(ctx, work context.Context, cl *kgo.Client, fetche
 			st = newPartitionState(p.cfg.MaxOutOfOrder)
 			p.parts[ftp.Partition] = st
 		}
-		for _, rec := range ftp.Records {
-			out = append(out, p.handle(st, rec, p.cfg.Now()))
+		now := p.cfg.Now()
+		if out, err = p.handleRecords(work, tbl, st, ftp.Records, now, out); err != nil {
+			return
 		}
 		last[ftp.Partition] = ftp.Records[len(ftp.Records)-1]
 		if wm, ok := st.watermark(); ok {
@@ -218,6 +242,15 @@ func (p *Processor) handlePoll(ctx, work context.Context, cl *kgo.Client, fetche
 		}
 	})
 	p.mu.Unlock()
+	if err != nil {
+		if ctx.Err() != nil {
+			p.cfg.Logger.Warn("shutdown interrupted a UDF call; the poll will be processed again", "err", err)
+			return nil
+		}
+		// A module closed under the loop or the grace period ended:
+		// nothing of this poll is committed, so nothing is lost.
+		return err
+	}
 	if len(last) == 0 {
 		return nil
 	}
@@ -239,6 +272,21 @@ func (p *Processor) handlePoll(ctx, work context.Context, cl *kgo.Client, fetche
 	p.mu.Unlock()
 	p.commitPending(work, cl, nil)
 	return nil
+}
+
+// acquireTable loads the current routing table for one poll and, when it
+// changed since the previous poll, observes how long picking it up took.
+func (p *Processor) acquireTable() *table {
+	start := time.Now()
+	t := p.router.acquire()
+	if t != p.lastTable {
+		if p.lastTable != nil {
+			p.m.swapPause.Observe(time.Since(start).Seconds())
+			p.cfg.Logger.Info("udf swap applied", "generation", t.gen, "table", t.sig)
+		}
+		p.lastTable = t
+	}
+	return t
 }
 
 // commitPending commits the produced-but-uncommitted offsets of the given
@@ -277,52 +325,42 @@ func (p *Processor) commitPending(ctx context.Context, cl *kgo.Client, only []in
 	p.mu.Unlock()
 }
 
-// handle turns one raw record into the record to produce: enriched, late or
-// DLQ.
-func (p *Processor) handle(st *partitionState, rec *kgo.Record, now time.Time) *kgo.Record {
-	p.m.in.Inc()
-	r, err := telemetry.Decode(string(rec.Key), rec.Value, now)
-	if err != nil {
-		reason := telemetry.Reason(err)
-		p.m.dlq.WithLabelValues(reason).Inc()
-		return p.dlqRecord(rec, reason, err)
+// handleRecords admits one partition's records of a poll (decode,
+// validate, event time: rejects go to the DLQ and late topics at once),
+// groups the accepted readings by device in event order, runs each device's
+// UDF once on its batch and appends everything to produce to out.
+func (p *Processor) handleRecords(ctx context.Context, tbl *table, st *partitionState, recs []*kgo.Record, now time.Time, out []*kgo.Record) ([]*kgo.Record, error) {
+	var batches []deviceBatch
+	index := map[string]int{}
+	for _, rec := range recs {
+		p.m.in.Inc()
+		r, err := telemetry.Decode(string(rec.Key), rec.Value, now)
+		if err != nil {
+			reason := telemetry.Reason(err)
+			p.m.dlq.WithLabelValues(reason).Inc()
+			out = append(out, p.dlqRecord(rec, reason, err))
+			continue
+		}
+		if v, lateBy, _ := st.admit(r); v != accepted {
+			p.m.late.WithLabelValues(r.Device).Inc()
+			out = append(out, p.lateRecord(rec, v, lateBy))
+			continue
+		}
+		i, ok := index[r.Device]
+		if !ok {
+			i = len(batches)
+			index[r.Device] = i
+			batches = append(batches, deviceBatch{device: r.Device})
+		}
+		batches[i].items = append(batches[i].items, pendingReading{rec: rec, r: r})
 	}
-	v, lateBy, prev := st.admit(r)
-	if v != accepted {
-		p.m.late.WithLabelValues(r.Device).Inc()
-		return p.lateRecord(rec, v, lateBy)
+	for _, b := range batches {
+		var err error
+		if out, err = p.runDevice(ctx, tbl, st, b, now, out); err != nil {
+			return out, err
+		}
 	}
-
-	mv := Motion(prev, r)
-	e := telemetry.Enriched{
-		Device:      r.Device,
-		Seq:         r.Seq,
-		Time:        r.Time.UTC(),
-		Lat:         r.Lat,
-		Lon:         r.Lon,
-		DistanceM:   mv.DistanceM,
-		SpeedMS:     mv.SpeedMS,
-		SpeedKn:     mv.SpeedKn,
-		CourseDeg:   mv.CourseDeg,
-		ProcessedAt: now.UTC(),
-		UDF:         udfName,
-		UDFVersion:  udfVersion,
-		Fields:      r.Fields,
-	}
-	if at, ok := receivedAt(rec.Headers); ok {
-		lat := now.Sub(at)
-		e.ReceivedAt = at.UTC()
-		e.LatencyMS = float64(lat) / float64(time.Millisecond)
-		p.m.latency.Observe(max(lat, 0).Seconds())
-	}
-	value, err := json.Marshal(e)
-	if err != nil {
-		// Not expected (inputs are validated), but never drop.
-		p.m.dlq.WithLabelValues(telemetry.ReasonOther).Inc()
-		return p.dlqRecord(rec, telemetry.ReasonOther, fmt.Errorf("encoding enriched reading: %w", err))
-	}
-	p.m.enriched.Inc()
-	return &kgo.Record{Topic: p.cfg.Topics.Enriched, Key: []byte(r.Device), Value: value}
+	return out, nil
 }
 
 func (p *Processor) dlqRecord(rec *kgo.Record, reason string, err error) *kgo.Record {

@@ -36,6 +36,11 @@ func TestConfigValidate(t *testing.T) {
 		{"negative out-of-order", func(c *Config) { c.MaxOutOfOrder = -time.Second }, "must not be negative"},
 		{"same topic twice", func(c *Config) { c.Topics.Late = telemetry.TopicDLQ }, "both"},
 		{"raw equals enriched default", func(c *Config) { c.Topics.Raw = telemetry.TopicEnriched }, "both"},
+		{"shadow equals dlq", func(c *Config) { c.Topics.Shadow = "x"; c.Topics.DLQ = "x" }, "both"},
+		{"registry equals raw", func(c *Config) { c.Topics.Registry = telemetry.TopicRaw }, "both"},
+		{"quarantine ratio 1", func(c *Config) { c.QuarantineRatio = 1 }, "quarantine ratio"},
+		{"negative quarantine window", func(c *Config) { c.QuarantineWindow = -1 }, "quarantine window"},
+		{"quarantine disabled", func(c *Config) { c.QuarantineAfter = -1 }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -201,13 +206,19 @@ func runScenario(t *testing.T, brokers []string, topics Topics, group string) {
 		}
 	}
 	got := collect(ctx, t, brokers, map[string]int{topics.Enriched: wantEnriched, topics.Late: wantLate, topics.DLQ: wantDLQ})
-	enriched, late, dlq := got[topics.Enriched], got[topics.Late], got[topics.DLQ]
+	late, dlq := got[topics.Late], got[topics.DLQ]
+	// Enriched records keep each device's order; the core batches a
+	// poll's readings by device, so devices do not interleave as in raw.
+	enriched := map[string][]*kgo.Record{}
+	for _, r := range got[topics.Enriched] {
+		enriched[string(r.Key)] = append(enriched[string(r.Key)], r)
+	}
 
 	for i, c := range cases {
 		switch c.out {
 		case "enriched":
-			checkEnriched(t, c, enriched[0])
-			enriched = enriched[1:]
+			checkEnriched(t, c, enriched[c.key][0])
+			enriched[c.key] = enriched[c.key][1:]
 		case "late":
 			checkRejected(t, c, late[0], map[string]string{
 				telemetry.HeaderReason: c.reason, telemetry.HeaderLateBy: c.lateBy, telemetry.HeaderStage: "core",
@@ -428,7 +439,7 @@ func checkEnriched(t *testing.T, c rawCase, rec *kgo.Record) {
 		Device: c.key, Seq: in.Seq, Time: in.Time.UTC(), Lat: in.Lat, Lon: in.Lon,
 		DistanceM: c.motion.DistanceM, SpeedMS: c.motion.SpeedMS, SpeedKn: c.motion.SpeedKn, CourseDeg: c.motion.CourseDeg,
 		ReceivedAt: scenarioReceived, ProcessedAt: scenarioNow, LatencyMS: 250,
-		UDF: "speed", UDFVersion: "builtin", Fields: in.Fields,
+		UDF: builtinInfo.Name, UDFVersion: builtinInfo.Version, Fields: in.Fields,
 	}
 	if c.noRecv {
 		want.ReceivedAt, want.LatencyMS = time.Time{}, 0

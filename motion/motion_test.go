@@ -2,6 +2,7 @@ package motion
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -64,4 +65,67 @@ func same(a, b Movement) bool {
 		return math.Float64bits(x) == math.Float64bits(y) || (math.IsNaN(x) && math.IsNaN(y))
 	}
 	return eq(a.DistanceM, b.DistanceM) && eq(a.SpeedMS, b.SpeedMS) && eq(a.SpeedKn, b.SpeedKn) && eq(a.CourseDeg, b.CourseDeg)
+}
+
+// TestMovementMatchesGeo holds the fused computation to geo.Distance and
+// geo.Bearing (and the speed to distance / seconds), bit for bit, on tracks like the boats' and on random
+// points anywhere (including poles, the antimeridian, identical and
+// antipodal points, NaN and infinities).
+func TestMovementMatchesGeo(t *testing.T) {
+	check := func(a, b geo.Point) {
+		t.Helper()
+		wantD := geo.Distance(a, b)
+		wantC := 0.0
+		if wantD > 0 {
+			wantC = geo.Bearing(a, b)
+		}
+		m := movement(a, b, 250*time.Millisecond)
+		if !sameBits(m.DistanceM, wantD) || !sameBits(m.CourseDeg, wantC) || !sameBits(m.SpeedMS, wantD/0.25) {
+			t.Fatalf("movement(%v, %v) = %+v; geo gives %v, %v", a, b, m, wantD, wantC)
+		}
+	}
+	p := geo.Point{Lat: 52.46, Lon: 21.02}
+	for i := range 20000 {
+		q := geo.Destination(p, float64(i%360)+0.37*float64(i%7), 0.5+float64(i%40))
+		check(p, q)
+		check(q, p)
+		check(p, p)
+		p = q
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 200000 {
+		a := geo.Point{Lat: rng.Float64()*180 - 90, Lon: rng.Float64()*360 - 180}
+		b := geo.Point{Lat: rng.Float64()*180 - 90, Lon: rng.Float64()*360 - 180}
+		check(a, b)
+		// Close pairs, where the course is most sensitive.
+		check(a, geo.Point{Lat: a.Lat + (rng.Float64()-0.5)*1e-4, Lon: a.Lon + (rng.Float64()-0.5)*1e-4})
+	}
+	special := []float64{0, math.Copysign(0, -1), 90, -90, 180, -180, 1e-300, 1e300, math.NaN(), math.Inf(1), math.Inf(-1)}
+	for _, la := range special {
+		for _, lo := range special {
+			check(geo.Point{Lat: la, Lon: lo}, geo.Point{Lat: 52.46, Lon: 21.02})
+			check(geo.Point{Lat: 52.46, Lon: 21.02}, geo.Point{Lat: la, Lon: lo})
+			check(geo.Point{Lat: la, Lon: lo}, geo.Point{Lat: lo, Lon: la})
+		}
+	}
+}
+
+func FuzzMovementMatchesGeo(f *testing.F) {
+	f.Add(52.46, 21.02, 52.47, 21.03)
+	f.Add(90.0, 0.0, -90.0, 180.0)
+	f.Fuzz(func(t *testing.T, lat0, lon0, lat1, lon1 float64) {
+		a, b := geo.Point{Lat: lat0, Lon: lon0}, geo.Point{Lat: lat1, Lon: lon1}
+		wantD := geo.Distance(a, b)
+		wantC := 0.0
+		if wantD > 0 {
+			wantC = geo.Bearing(a, b)
+		}
+		if m := movement(a, b, 0); !sameBits(m.DistanceM, wantD) || !sameBits(m.CourseDeg, wantC) || m.SpeedMS != 0 {
+			t.Fatalf("movement = %+v; geo gives %v, %v", m, wantD, wantC)
+		}
+	})
+}
+
+func sameBits(x, y float64) bool {
+	return math.Float64bits(x) == math.Float64bits(y) || (math.IsNaN(x) && math.IsNaN(y))
 }

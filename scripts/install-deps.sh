@@ -4,7 +4,9 @@
 #   - promtool (Debian package prometheus), for deploy/'s config check;
 #   - the Apache Kafka broker's jars from Maven Central, into a cache outside
 #     the work tree (${SAILSTREAM_CACHE:-$HOME/.cache/sailstream}/kafka-<version>/libs);
-#   - web/node_modules (npm ci) when web/package.json exists.
+#   - web/node_modules (npm ci) when web/package.json exists;
+#   - clang/lld/wasi-libc (Debian) and asc (npm ci in udf/sdk/assemblyscript),
+#     for the C and AssemblyScript guest UDFs.
 # Idempotent and quick when everything is there. Needs root for apt-get (uses
 # sudo when not root and sudo exists). Expects Go, Java 17+, Maven and npm on
 # the machine.
@@ -54,6 +56,20 @@ if ! command -v wat2wasm >/dev/null 2>&1; then
 	log "installing wabt"
 	as_root apt-get install -y -q --no-install-recommends wabt >/dev/null ||
 		{ as_root apt-get update -q >/dev/null && as_root apt-get install -y -q --no-install-recommends wabt >/dev/null; }
+fi
+
+# --- C and AssemblyScript guest toolchains, to build udf/'s example UDFs ----
+# clang for wasm32-wasi (with lld, wasi-libc and the wasm32 compiler-rt);
+# asc from npm, pinned by udf/sdk/assemblyscript/package-lock.json.
+if ! dpkg -s clang lld wasi-libc libclang-rt-14-dev-wasm32 >/dev/null 2>&1; then
+	log "installing clang, lld, wasi-libc, libclang-rt-14-dev-wasm32"
+	as_root apt-get install -y -q --no-install-recommends clang lld wasi-libc libclang-rt-14-dev-wasm32 >/dev/null ||
+		{ as_root apt-get update -q >/dev/null && as_root apt-get install -y -q --no-install-recommends clang lld wasi-libc libclang-rt-14-dev-wasm32 >/dev/null; }
+fi
+if [ ! -x "$root/udf/sdk/assemblyscript/node_modules/.bin/asc" ]; then
+	command -v npm >/dev/null 2>&1 || { log "npm is missing: install Node.js first"; exit 1; }
+	log "npm ci in udf/sdk/assemblyscript"
+	(cd "$root/udf/sdk/assemblyscript" && npm ci --no-audit --no-fund >&2)
 fi
 
 # --- Kafka jars --------------------------------------------------------------

@@ -30,6 +30,16 @@ const (
 	ReasonBehindWatermark = "behind_watermark"
 	ReasonOutOfOrder      = "out_of_order"
 	ReasonOther           = "other"
+
+	// Reasons of readings a Wasm UDF failed on (the core's dead-letter
+	// records after isolating the poison readings of a failed batch): the
+	// guest trapped, ran past its deadline, reached its memory limit,
+	// returned output that breaks the ABI, or reported an error itself.
+	ReasonUDFTrap    = "udf_trap"
+	ReasonUDFTimeout = "udf_timeout"
+	ReasonUDFMemory  = "udf_memory"
+	ReasonUDFOutput  = "udf_output"
+	ReasonUDFError   = "udf_error"
 )
 
 // Reason returns the reason code for an error from this package, or

@@ -6,6 +6,9 @@ const (
 	TopicEnriched = "telemetry.enriched"
 	TopicLate     = "telemetry.late"
 	TopicDLQ      = "telemetry.dlq"
+	// TopicShadow receives the comparison of a shadow UDF's outputs with
+	// the live version's (never read by the map).
+	TopicShadow = "telemetry.shadow"
 )
 
 // Kafka record header keys shared by the bridge, the core and the sinks.
@@ -36,6 +39,10 @@ const (
 	// HeaderLateBy is how far behind the watermark a late reading was, as a
 	// Go duration string.
 	HeaderLateBy = "late_by"
+	// HeaderUDF and HeaderUDFVersion name the UDF (and its version) that
+	// failed on a reading sent to telemetry.dlq.
+	HeaderUDF        = "udf"
+	HeaderUDFVersion = "udf_version"
 )
 
 // FormatJSON is the native JSON wire format.

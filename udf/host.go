@@ -16,7 +16,6 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
-	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/sailstream/sailstream/telemetry"
 )
@@ -144,16 +143,22 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, lim Limits) (*Module, er
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrModuleTooLarge, len(wasm), lim.MaxModuleBytes)
 	}
 	start := time.Now()
+	// Deadlines and the garbage collector's safe points come from the
+	// checks instrument adds (interrupt.go), not from
+	// WithCloseOnContextDone, which costs a Go guest 6x.
+	code, err := instrument(wasm)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidModule, err)
+	}
 	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigCompiler().
 		WithCompilationCache(e.cache).
-		WithMemoryLimitPages(lim.MemoryPages).
-		WithCloseOnContextDone(true))
-	m := &Module{rt: rt, lim: lim, log: e.log}
+		WithMemoryLimitPages(lim.MemoryPages))
+	m := &Module{rt: rt, lim: lim, log: e.log, live: make(map[*instance]struct{})}
 	fail := func(err error) (*Module, error) {
 		rt.Close(context.WithoutCancel(ctx))
 		return nil, err
 	}
-	compiled, err := rt.CompileModule(ctx, wasm)
+	compiled, err := rt.CompileModule(ctx, code)
 	if err != nil {
 		return fail(fmt.Errorf("%w: compile: %v", ErrInvalidModule, err))
 	}
@@ -174,7 +179,7 @@ func (e *Engine) Load(ctx context.Context, wasm []byte, lim Limits) (*Module, er
 		return fail(err)
 	}
 	if err := m.readInfo(ctx, inst, len(wasm)); err != nil {
-		inst.close(ctx)
+		m.closeInstance(ctx, inst)
 		return fail(err)
 	}
 	m.pool.sem <- struct{}{}
@@ -249,8 +254,8 @@ func typeNames(ts []api.ValueType) string {
 // readInfo checks the ABI version the module reports and reads its
 // optional name and version.
 func (m *Module) readInfo(ctx context.Context, inst *instance, size int) error {
-	ctx, cancel := context.WithTimeout(ctx, m.lim.CallTimeout)
-	defer cancel()
+	inst.arm(ctx, m.lim.CallTimeout)
+	defer inst.disarm()
 	v, err := inst.mod.ExportedFunction(exportABIVersion).Call(ctx)
 	if err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrInvalidModule, exportABIVersion, err)
@@ -294,6 +299,9 @@ type Module struct {
 	pool     *pool
 	closed   atomic.Bool
 	bufs     sync.Pool
+
+	mu   sync.Mutex
+	live map[*instance]struct{} // to interrupt running calls on Close
 }
 
 // Info describes the module.
@@ -309,6 +317,11 @@ func (m *Module) Close(ctx context.Context) error {
 		return nil
 	}
 	m.pool.close()
+	m.mu.Lock()
+	for in := range m.live {
+		in.setInterrupt(1)
+	}
+	m.mu.Unlock()
 	return m.rt.Close(ctx)
 }
 
@@ -338,7 +351,7 @@ func (m *Module) Process(ctx context.Context, state []byte, device string, readi
 			// The guest returned normally: its instance is sound.
 			m.pool.put(inst)
 		} else {
-			m.pool.discard(ctx, inst)
+			m.pool.discard(ctx, m, inst)
 		}
 		return Result{}, err
 	}
@@ -390,54 +403,162 @@ type instance struct {
 	process api.Function
 	stderr  *tailBuffer
 	stack   [2]uint64
+
+	// The interrupt (interrupt.go): arm makes fireFn set it when the
+	// call's deadline passes (timer, reused from call to call) or its
+	// context ends (stopCtx); disarm waits for a fireFn that started.
+	interrupt api.MutableGlobal
+	fuel      api.MutableGlobal
+	imu       sync.Mutex // serialises the host's writes to both
+	fireFn    func()
+	timer     *time.Timer
+	stopCtx   func() bool
+	firing    sync.WaitGroup
+	fired     atomic.Bool
 }
 
 var instanceSeq atomic.Uint64
 
 func (m *Module) instantiate(ctx context.Context) (*instance, error) {
 	stderr := &tailBuffer{max: 1024}
+	// No start functions: instrument turned the start section into an
+	// export, and it and _initialize run below with the interrupt armed.
 	cfg := wazero.NewModuleConfig().
 		WithName(""). // anonymous: many instances of one module
-		WithStartFunctions("_initialize").
+		WithStartFunctions().
 		WithStderr(stderr)
-	ctx, cancel := context.WithTimeout(ctx, m.lim.CallTimeout)
-	defer cancel()
-	mod, err := m.rt.InstantiateModule(ctx, m.compiled, cfg)
-	if err != nil {
+	failed := func(err error) error {
 		msg := err.Error()
 		if s := stderr.String(); s != "" {
 			msg += " (guest stderr: " + s + ")"
 		}
-		return nil, fmt.Errorf("%w: instantiate: %s", ErrInvalidModule, msg)
+		return fmt.Errorf("%w: instantiate: %s", ErrInvalidModule, msg)
+	}
+	mod, err := m.rt.InstantiateModule(ctx, m.compiled, cfg)
+	if err != nil {
+		return nil, failed(err)
+	}
+	interrupt, ok1 := mod.ExportedGlobal(interruptExport).(api.MutableGlobal)
+	fuel, ok2 := mod.ExportedGlobal(fuelExport).(api.MutableGlobal)
+	if !ok1 || !ok2 {
+		mod.Close(context.WithoutCancel(ctx))
+		return nil, failed(errors.New("no interrupt globals (instrument failed)"))
+	}
+	in := &instance{
+		mod:       mod,
+		mem:       mod.ExportedMemory(exportMemory),
+		alloc:     mod.ExportedFunction(exportAlloc),
+		process:   mod.ExportedFunction(exportProcess),
+		stderr:    stderr,
+		interrupt: interrupt,
+		fuel:      fuel,
+	}
+	in.fireFn = in.fire
+	in.timer = time.AfterFunc(time.Hour, in.fireFn)
+	in.timer.Stop()
+	for _, name := range []string{startExport, "_initialize"} {
+		f := mod.ExportedFunction(name)
+		if f == nil {
+			continue
+		}
+		in.arm(ctx, m.lim.CallTimeout)
+		_, err := f.Call(ctx)
+		if fired := in.disarm(); err != nil {
+			mod.Close(context.WithoutCancel(ctx))
+			if fired {
+				err = fmt.Errorf("%s did not return within %v: %w", name, m.lim.CallTimeout, err)
+			}
+			return nil, failed(err)
+		}
 	}
 	instanceSeq.Add(1)
-	return &instance{
-		mod:     mod,
-		mem:     mod.ExportedMemory(exportMemory),
-		alloc:   mod.ExportedFunction(exportAlloc),
-		process: mod.ExportedFunction(exportProcess),
-		stderr:  stderr,
-	}, nil
+	m.mu.Lock()
+	m.live[in] = struct{}{}
+	closed := m.closed.Load()
+	m.mu.Unlock()
+	if closed {
+		// Close ran while this instance started: it did not see it.
+		in.setInterrupt(1)
+	}
+	return in, nil
 }
 
-func (in *instance) close(ctx context.Context) { in.mod.Close(context.WithoutCancel(ctx)) }
+// closeInstance closes an instance and forgets it.
+func (m *Module) closeInstance(ctx context.Context, in *instance) {
+	m.mu.Lock()
+	delete(m.live, in)
+	m.mu.Unlock()
+	in.mod.Close(context.WithoutCancel(ctx))
+}
+
+// arm makes the guest trap at its next check (interrupt.go) once timeout
+// has passed or ctx ends. Every arm needs a disarm before the next. It costs a
+// timer reset per call, plus a context.AfterFunc when ctx can end.
+func (in *instance) arm(ctx context.Context, timeout time.Duration) {
+	in.firing.Add(1)
+	in.timer.Reset(timeout)
+	if ctx.Done() != nil {
+		in.firing.Add(1)
+		in.stopCtx = context.AfterFunc(ctx, in.fireFn)
+	}
+}
+
+func (in *instance) fire() {
+	defer in.firing.Done()
+	in.fired.Store(true)
+	in.setInterrupt(1)
+}
+
+// disarm ends what arm started and reports whether the interrupt fired. A
+// call that returned normally all the same leaves a sound instance: the
+// interrupt is cleared for the next call.
+func (in *instance) disarm() (fired bool) {
+	if in.timer.Stop() {
+		in.firing.Done()
+	}
+	if in.stopCtx != nil {
+		if in.stopCtx() {
+			in.firing.Done()
+		}
+		in.stopCtx = nil
+	}
+	in.firing.Wait()
+	if !in.fired.Load() {
+		return false
+	}
+	in.fired.Store(false)
+	in.setInterrupt(0)
+	return true
+}
+
+// setInterrupt sets the interrupt global; setting it to 1 also empties the
+// fuel, so that the guest looks at it at its next check.
+func (in *instance) setInterrupt(v uint64) {
+	in.imu.Lock()
+	in.interrupt.Set(v)
+	if v != 0 {
+		in.fuel.Set(0)
+	}
+	in.imu.Unlock()
+}
 
 // call makes the alloc and process calls of one batch under the module's
 // deadline and decodes the output.
 func (in *instance) call(ctx context.Context, m *Module, input []byte, nReadings int) (Result, error) {
-	cctx, cancel := context.WithTimeout(ctx, m.lim.CallTimeout)
-	defer cancel()
+	in.arm(ctx, m.lim.CallTimeout)
 	in.stack[0] = uint64(len(input))
-	if err := in.alloc.CallWithStack(cctx, in.stack[:]); err != nil {
-		return Result{}, in.failure(ctx, m, err)
+	if err := in.alloc.CallWithStack(ctx, in.stack[:]); err != nil {
+		return Result{}, in.failure(ctx, m, err, in.disarm())
 	}
 	ptr := uint32(in.stack[0])
 	if ptr == 0 || !in.mem.Write(ptr, input) {
+		in.disarm()
 		return Result{}, &CallError{Kind: ErrMalformedOutput, Err: fmt.Errorf("%s(%d) returned %d, outside the %d-byte memory", exportAlloc, len(input), ptr, in.mem.Size())}
 	}
 	in.stack[0], in.stack[1] = uint64(ptr), uint64(len(input))
-	if err := in.process.CallWithStack(cctx, in.stack[:]); err != nil {
-		return Result{}, in.failure(ctx, m, err)
+	err := in.process.CallWithStack(ctx, in.stack[:])
+	if fired := in.disarm(); err != nil {
+		return Result{}, in.failure(ctx, m, err, fired)
 	}
 	outPtr, outLen := uint32(in.stack[0]>>32), uint32(in.stack[0])
 	if uint64(outLen) > uint64(m.lim.MaxOutputBytes) {
@@ -460,7 +581,7 @@ func (in *instance) call(ctx context.Context, m *Module, input []byte, nReadings
 
 // failure classifies the error of a guest call. ctx is the caller's: when
 // it ended, the failure is not the guest's.
-func (in *instance) failure(ctx context.Context, m *Module, err error) error {
+func (in *instance) failure(ctx context.Context, m *Module, err error, fired bool) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("udf: call abandoned: %w", ctx.Err())
 	}
@@ -468,8 +589,7 @@ func (in *instance) failure(ctx context.Context, m *Module, err error) error {
 		return ErrClosed
 	}
 	ce := &CallError{Kind: ErrTrap, Err: err, Stderr: in.stderr.String()}
-	var exit *sys.ExitError
-	if errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeDeadlineExceeded {
+	if fired {
 		ce.Kind = ErrTimeout
 		ce.Err = fmt.Errorf("no result within %v: %w", m.lim.CallTimeout, err)
 	} else if limit := uint64(m.lim.MemoryPages) * 65536; uint64(in.mem.Size())+4<<20 > limit || containsOOM(ce.Stderr) {
@@ -536,8 +656,8 @@ func (p *pool) get(ctx context.Context, m *Module) (*instance, error) {
 
 func (p *pool) put(in *instance) { p.idle <- in }
 
-func (p *pool) discard(ctx context.Context, in *instance) {
-	in.close(ctx)
+func (p *pool) discard(ctx context.Context, m *Module, in *instance) {
+	m.closeInstance(ctx, in)
 	<-p.sem
 }
 

@@ -54,6 +54,8 @@ func run(m *testing.M) int {
 		})
 	}
 	wats, _ := filepath.Glob("testdata/hostile/*.wat")
+	others, _ := filepath.Glob("testdata/*.wat")
+	wats = append(wats, others...)
 	for _, w := range wats {
 		b, err := guestbuild.Wat(ctx, w)
 		if err != nil {

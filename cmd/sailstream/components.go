@@ -1,12 +1,18 @@
 package main
 
 import (
+	"context"
+	"log/slog"
 	"os"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/sailstream/sailstream/bridge"
 	"github.com/sailstream/sailstream/core"
 	"github.com/sailstream/sailstream/edge"
+	"github.com/sailstream/sailstream/internal/controlplane"
+	"github.com/sailstream/sailstream/udf"
 	"github.com/sailstream/sailstream/web"
 )
 
@@ -73,22 +79,70 @@ type coreCmd struct {
 	RawTopic      string        `help:"Input topic." default:"telemetry.raw"`
 	EnrichedTopic string        `help:"Output topic for enriched readings." default:"telemetry.enriched"`
 	LateTopic     string        `help:"Output topic for late readings." default:"telemetry.late"`
-	DLQTopic      string        `name:"dlq-topic" help:"Output topic for readings that failed to decode or validate." default:"telemetry.dlq"`
+	DLQTopic      string        `name:"dlq-topic" help:"Output topic for readings that failed to decode, validate or run through their UDF." default:"telemetry.dlq"`
+	ShadowTopic   string        `help:"Output topic comparing shadow UDF versions with the live ones." default:"telemetry.shadow"`
 	MaxOutOfOrder time.Duration `help:"Allowed out-of-orderness of event time before a reading counts as late." default:"2s"`
 	MetricsAddr   string        `help:"Where to serve Prometheus metrics on /metrics; empty disables." default:"127.0.0.1:9463"`
+	udfFlags
+}
+
+// udfFlags configure the UDF engine and control plane of a core.
+type udfFlags struct {
+	RegistryTopic   string `help:"Compacted topic holding the deployed UDFs (every core follows it)." default:"udf.modules"`
+	CacheDir        string `help:"Compilation cache for UDF modules (default: the user cache directory; '-' for memory only)."`
+	AdminAddr       string `help:"Where the UDF admin API listens (deploy, shadow, promote, rollback); empty disables it." default:"127.0.0.1:9470"`
+	AdminToken      string `help:"Bearer token the admin API requires; required unless the admin API listens on loopback only."`
+	UDFDir          string `name:"udf-dir" help:"Directory watched for .wasm files to deploy; empty disables it."`
+	QuarantineAfter int    `help:"Quarantine a UDF version after this many failed batches in a row (negative: never)." default:"5"`
+}
+
+// engine creates the UDF engine a core and its control plane share.
+func (f udfFlags) engine(log *slog.Logger) (*udf.Engine, error) {
+	return udf.NewEngine(udf.Config{CacheDir: f.cacheDir(), Logger: log})
+}
+
+// cacheDir resolves --cache-dir: "" is the user cache directory, "-" none.
+func (f udfFlags) cacheDir() string {
+	switch f.CacheDir {
+	case "":
+		return controlplane.DefaultCacheDir()
+	case "-":
+		return ""
+	}
+	return f.CacheDir
 }
 
 func (c *coreCmd) Run(rc *runContext) error {
 	reg := newRegistry()
+	eng, err := c.engine(rc.log)
+	if err != nil {
+		return err
+	}
+	defer eng.Close(context.Background())
 	p, err := core.New(core.Config{
 		KafkaBrokers: c.KafkaBrokers, Group: c.Group, Partitions: c.Partitions,
-		Topics:        core.Topics{Raw: c.RawTopic, Enriched: c.EnrichedTopic, Late: c.LateTopic, DLQ: c.DLQTopic},
-		MaxOutOfOrder: c.MaxOutOfOrder, Logger: rc.log.With("component", "core"), Registerer: reg,
+		Topics: core.Topics{Raw: c.RawTopic, Enriched: c.EnrichedTopic, Late: c.LateTopic, DLQ: c.DLQTopic,
+			Shadow: c.ShadowTopic, Registry: c.RegistryTopic},
+		MaxOutOfOrder: c.MaxOutOfOrder, Engine: eng, QuarantineAfter: c.QuarantineAfter,
+		Logger: rc.log.With("component", "core"), Registerer: reg,
 	})
 	if err != nil {
 		return err
 	}
-	return runWithMetrics(rc, c.MetricsAddr, reg, p.Run)
+	plane, err := controlplane.New(controlplane.Config{
+		KafkaBrokers: c.KafkaBrokers, Topic: c.RegistryTopic, Engine: eng,
+		AdminAddr: c.AdminAddr, AdminToken: c.AdminToken, WatchDir: c.UDFDir,
+		Logger: rc.log.With("component", "udf-control"), Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	return runWithMetrics(rc, c.MetricsAddr, reg, func(ctx context.Context) error {
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return plane.Run(gctx) })
+		g.Go(func() error { return p.Run(gctx) })
+		return g.Wait()
+	})
 }
 
 type webCmd struct {

@@ -29,6 +29,7 @@ type cli struct {
 	Bridge  bridgeCmd  `cmd:"" help:"Forward device messages from MQTT to Kafka telemetry.raw."`
 	Core    coreCmd    `cmd:"" help:"Process telemetry.raw into telemetry.enriched (event time, late readings, speed)."`
 	Web     webCmd     `cmd:"" help:"Serve the live map, the WebSocket feed and the REST API from telemetry.enriched."`
+	Udf     udfCmd     `cmd:"" help:"Write, build, test and deploy WebAssembly UDFs (init, build, test, deploy, shadow, promote, rollback, list, routes)."`
 	Version versionCmd `cmd:"" help:"Print the version."`
 }
 

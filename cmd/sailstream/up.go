@@ -18,6 +18,10 @@ type upCmd struct {
 	LateFraction  float64       `help:"Fraction of simulated readings published late." default:"0.05"`
 	Seed          int64         `help:"Random seed of the simulated fleet (same seed, same tracks); 0 picks one from the clock."`
 	MaxOutOfOrder time.Duration `help:"Allowed out-of-orderness of event time before a reading counts as late." default:"2s"`
+	CacheDir      string        `help:"Compilation cache for UDF modules (default: the user cache directory; '-' for memory only)."`
+	AdminAddr     string        `help:"Where the UDF admin API listens; empty disables it." default:"127.0.0.1:9470"`
+	AdminToken    string        `help:"Bearer token the admin API requires (needed only off loopback)."`
+	UDFDir        string        `name:"udf-dir" help:"Directory watched for .wasm files to deploy (created if missing); empty disables it." default:"udfs"`
 }
 
 func (c *upCmd) Run(rc *runContext) error {
@@ -33,6 +37,10 @@ func (c *upCmd) Run(rc *runContext) error {
 		HTTPAddr:      c.HTTPAddr,
 		Fleet:         embedded.FleetConfig{Devices: c.Devices, Rate: c.Rate, LateFraction: c.LateFraction, Seed: seed},
 		MaxOutOfOrder: c.MaxOutOfOrder,
+		CacheDir:      udfFlags{CacheDir: c.CacheDir}.cacheDir(),
+		AdminAddr:     c.AdminAddr,
+		AdminToken:    c.AdminToken,
+		UDFDir:        c.UDFDir,
 		Logger:        rc.log,
 		Banner:        os.Stdout,
 	})

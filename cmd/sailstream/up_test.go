@@ -54,11 +54,13 @@ func TestUp(t *testing.T) {
 	}
 	t.Parallel()
 	bin := buildBinary(t)
-	httpAddr, mqttAddr := freeAddr(t), freeAddr(t)
+	httpAddr, mqttAddr, adminAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	udfDir := filepath.Join(t.TempDir(), "udfs")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	cmd := exec.CommandContext(ctx, bin, "up", "--http-addr", httpAddr, "--rate", "30", "--seed", "7")
+	cmd := exec.CommandContext(ctx, bin, "up", "--http-addr", httpAddr, "--rate", "30", "--seed", "7",
+		"--admin-addr", adminAddr, "--udf-dir", udfDir, "--cache-dir", filepath.Join(os.TempDir(), "sailstream-test-wasm-cache"))
 	cmd.Env = append(os.Environ(), "SAILSTREAM_MQTT_LISTEN="+mqttAddr, "SAILSTREAM_LOG_LEVEL=warn")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -156,6 +158,40 @@ func TestUp(t *testing.T) {
 	for _, name := range []string{"sailstream_bridge_records_produced_total", "sailstream_web_readings_received_total", "sailstream_core_readings_in_total"} {
 		if v := metric(t, base, name); v <= 0 {
 			t.Errorf("%s = %v, want > 0", name, v)
+		}
+	}
+
+	// Dropping a .wasm with a manifest into the watched directory changes
+	// the processing of the routed device live, and only of that device.
+	build := t.TempDir()
+	wasm := filepath.Join(build, "geofence.wasm")
+	if out, err := exec.Command(bin, "udf", "build", filepath.Join("..", "..", "udf", "examples", "geofence"), "-o", wasm).CombinedOutput(); err != nil {
+		t.Fatalf("udf build: %v\n%s", err, out)
+	}
+	manifest := `{"name": "geofence", "version": "2.0.0", "routes": ["boat-1"]}`
+	if err := os.WriteFile(filepath.Join(udfDir, "geofence.json"), []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(wasm, filepath.Join(udfDir, "geofence.wasm")); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		devices = nil
+		getJSON(t, base+"/api/devices", &devices)
+		if len(devices) == 6 && devices[0].UDF == "geofence" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if d := devices[0]; d.UDF != "geofence" || d.UDFVersion != "2.0.0" {
+		t.Fatalf("boat-1 is processed by %s %s after the deploy, want geofence 2.0.0", d.UDF, d.UDFVersion)
+	} else if v, ok := d.Fields["outside_lake"]; !ok || v != 0 {
+		t.Errorf("boat-1 after the deploy: outside_lake = %v (present %v), want 0 (boats stay on the lake)", v, ok)
+	}
+	for _, d := range devices[1:] {
+		if d.UDF != "speed" {
+			t.Errorf("%s is processed by %s, want speed (only boat-1 is routed to geofence)", d.Device, d.UDF)
 		}
 	}
 

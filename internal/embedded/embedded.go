@@ -29,7 +29,9 @@ import (
 	"github.com/sailstream/sailstream/bridge"
 	"github.com/sailstream/sailstream/core"
 	"github.com/sailstream/sailstream/edge"
+	"github.com/sailstream/sailstream/internal/controlplane"
 	"github.com/sailstream/sailstream/telemetry"
+	"github.com/sailstream/sailstream/udf"
 	"github.com/sailstream/sailstream/web"
 )
 
@@ -54,6 +56,15 @@ type Config struct {
 	MaxOutOfOrder time.Duration
 	// Partitions is the partition count of the topics created.
 	Partitions int32
+	// CacheDir is the UDF compilation cache ("" keeps it in memory).
+	CacheDir string
+	// AdminAddr is where the UDF admin API listens (loopback: no token
+	// needed); empty disables it. AdminToken is its bearer token.
+	AdminAddr  string
+	AdminToken string
+	// UDFDir is the directory watched for .wasm files to deploy; empty
+	// disables it.
+	UDFDir string
 
 	Logger *slog.Logger
 	// Banner receives the human-readable lines saying what started where;
@@ -181,12 +192,26 @@ func (s *Stack) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	eng, err := udf.NewEngine(udf.Config{CacheDir: cfg.CacheDir, Logger: s.log.With("component", "udf")})
+	if err != nil {
+		return err
+	}
+	defer eng.Close(context.WithoutCancel(ctx))
 	proc, err := core.New(core.Config{
 		KafkaBrokers:  s.brokers,
+		Engine:        eng,
 		Partitions:    cfg.Partitions,
 		MaxOutOfOrder: cfg.MaxOutOfOrder,
 		Registerer:    s.reg,
 		Logger:        s.log.With("component", "core"),
+	})
+	if err != nil {
+		return err
+	}
+	plane, err := controlplane.New(controlplane.Config{
+		KafkaBrokers: s.brokers, Engine: eng,
+		AdminAddr: cfg.AdminAddr, AdminToken: cfg.AdminToken, WatchDir: cfg.UDFDir,
+		Logger: s.log.With("component", "udf-control"), Registerer: s.reg,
 	})
 	if err != nil {
 		return err
@@ -208,6 +233,7 @@ func (s *Stack) Run(ctx context.Context) error {
 	g.Go(func() error { return webSrv.Run(gctx) })
 	g.Go(func() error { return proc.Run(gctx) })
 	g.Go(func() error { return br.Run(gctx) })
+	g.Go(func() error { return plane.Run(gctx) })
 
 	// The fleet starts publishing once the bridge is subscribed, so the
 	// first readings are not lost to a broker with no subscriber.
@@ -228,7 +254,7 @@ func (s *Stack) Run(ctx context.Context) error {
 		}
 	}
 	g.Go(func() error {
-		for _, ready := range []<-chan struct{}{webSrv.Ready(), proc.Ready(), br.Ready()} {
+		for _, ready := range []<-chan struct{}{webSrv.Ready(), proc.Ready(), br.Ready(), plane.Ready()} {
 			select {
 			case <-ready:
 			case <-gctx.Done():
@@ -237,6 +263,12 @@ func (s *Stack) Run(ctx context.Context) error {
 		}
 		s.httpAddr = webSrv.Addr()
 		fmt.Fprintf(cfg.Banner, "Bridge, core                       running\n")
+		if a := plane.AdminAddr(); a != "" {
+			fmt.Fprintf(cfg.Banner, "UDF admin API                      http://%s   (sailstream udf deploy FILE.wasm)\n", a)
+		}
+		if d := plane.WatchDir(); d != "" {
+			fmt.Fprintf(cfg.Banner, "UDF directory                      %s   (drop a .wasm here to deploy it)\n", d)
+		}
 		if fleet != nil {
 			fmt.Fprintf(cfg.Banner, "Simulated fleet                    %d boats, %.3g readings/s, seed %d\n", cfg.Fleet.Devices, cfg.Fleet.Rate, cfg.Fleet.Seed)
 		}

@@ -21,10 +21,13 @@ func init() { sdk.Register(sdk.Info{Name: "geofence", Version: "1.0.0"}, geofenc
 
 func main() {}
 
+// outs is scratch reused by the next call (the SDK encodes it before then).
+var outs []sdk.Output
+
 func geofence(st []byte, b sdk.Batch) ([]byte, []sdk.Output, error) {
 	outline := lake.Zegrze()
 	last, ok := lastfix.Decode(st)
-	outs := make([]sdk.Output, 0, len(b.Readings))
+	outs = outs[:0]
 	for i, r := range b.Readings {
 		cur := motion.Fix{TimeNs: r.TimeNs, Lat: r.Lat, Lon: r.Lon}
 		var m motion.Movement
@@ -36,12 +39,10 @@ func geofence(st []byte, b sdk.Batch) ([]byte, []sdk.Output, error) {
 			outside = 1
 		}
 		o := b.Pass(i)
-		o.Fields = []sdk.Field{
-			{Name: "distance_m", Value: m.DistanceM},
-			{Name: "speed_ms", Value: m.SpeedMS},
-			{Name: "course_deg", Value: m.CourseDeg},
-			{Name: "outside_lake", Value: outside},
-		}
+		o.Set("distance_m", m.DistanceM)
+		o.Set("speed_ms", m.SpeedMS)
+		o.Set("course_deg", m.CourseDeg)
+		o.Set("outside_lake", outside)
 		outs = append(outs, o)
 		last, ok = lastfix.Last{Seq: r.Seq, Fix: cur}, true
 	}

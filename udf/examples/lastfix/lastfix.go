@@ -40,11 +40,22 @@ func Decode(state []byte) (l Last, ok bool) {
 
 // Append appends the encoded l to dst.
 func (l Last) Append(dst []byte) []byte {
-	dst = append(dst, Tag...)
-	dst = AppendU64(dst, l.Seq)
-	dst = AppendU64(dst, uint64(l.Fix.TimeNs))
-	dst = AppendU64(dst, math.Float64bits(l.Fix.Lat))
-	return AppendU64(dst, math.Float64bits(l.Fix.Lon))
+	n := len(dst)
+	dst = append(dst, make([]byte, Size)...) // no allocation when dst has room
+	b := dst[n : n+Size]
+	copy(b, Tag)
+	putU64(b[4:], l.Seq)
+	putU64(b[12:], uint64(l.Fix.TimeNs))
+	putU64(b[20:], math.Float64bits(l.Fix.Lat))
+	putU64(b[28:], math.Float64bits(l.Fix.Lon))
+	return dst
+}
+
+func putU64(b []byte, v uint64) {
+	_ = b[7]
+	for i := range 8 {
+		b[i] = byte(v >> (8 * i))
+	}
 }
 
 // AppendU64 appends v little-endian (encoding/binary would pull reflect

@@ -47,36 +47,34 @@ func decode(st []byte) (last lastfix.Last, rejects uint32, ok bool) {
 	return last, 0, ok
 }
 
+// outs is scratch reused by the next call (the SDK encodes it before then).
+var outs []sdk.Output
+
 func smoothing(st []byte, b sdk.Batch) ([]byte, []sdk.Output, error) {
 	last, rejects, ok := decode(st)
-	outs := make([]sdk.Output, 0, len(b.Readings))
+	outs = outs[:0]
 	for i, r := range b.Readings {
 		cur := motion.Fix{TimeNs: r.TimeNs, Lat: r.Lat, Lon: r.Lon}
 		o := b.Pass(i)
+		var m motion.Movement
 		if ok {
-			m := motion.Step(last.Fix, cur)
+			m = motion.Step(last.Fix, cur)
 			jump := m.DistanceM > minJumpM && (m.SpeedMS > MaxSpeedMS || cur.TimeNs <= last.Fix.TimeNs)
 			if jump && rejects < MaxRejects {
 				rejects++
 				o.Lat, o.Lon = last.Fix.Lat, last.Fix.Lon
-				o.Fields = []sdk.Field{
-					{Name: "distance_m", Value: 0},
-					{Name: "speed_ms", Value: 0},
-					{Name: "course_deg", Value: 0},
-					{Name: "gps_jump", Value: 1},
-					{Name: "jump_m", Value: m.DistanceM},
-				}
+				o.Set("distance_m", 0)
+				o.Set("speed_ms", 0)
+				o.Set("course_deg", 0)
+				o.Set("gps_jump", 1)
+				o.Set("jump_m", m.DistanceM)
 				outs = append(outs, o)
 				continue
 			}
-			o.Fields = []sdk.Field{
-				{Name: "distance_m", Value: m.DistanceM},
-				{Name: "speed_ms", Value: m.SpeedMS},
-				{Name: "course_deg", Value: m.CourseDeg},
-			}
-		} else {
-			o.Fields = []sdk.Field{{Name: "distance_m"}, {Name: "speed_ms"}, {Name: "course_deg"}}
 		}
+		o.Set("distance_m", m.DistanceM)
+		o.Set("speed_ms", m.SpeedMS)
+		o.Set("course_deg", m.CourseDeg)
 		outs = append(outs, o)
 		last, rejects, ok = lastfix.Last{Seq: r.Seq, Fix: cur}, 0, true
 	}

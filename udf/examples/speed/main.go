@@ -29,28 +29,29 @@ var (
 )
 
 func speed(st []byte, b sdk.Batch) ([]byte, []sdk.Output, error) {
-	last, ok := lastfix.Decode(st)
-	outs = outs[:0]
-	if need := 3 * len(b.Readings); cap(fields) < need {
-		fields = make([]sdk.Field, need)
+	n := len(b.Readings)
+	if n == 0 {
+		return st, nil, nil
 	}
-	for i, r := range b.Readings {
+	last, ok := lastfix.Decode(st)
+	if cap(outs) < n {
+		outs = make([]sdk.Output, n)
+		fields = make([]sdk.Field, 3*n)
+	}
+	outs = outs[:n]
+	for i := range b.Readings {
+		r := &b.Readings[i]
 		cur := motion.Fix{TimeNs: r.TimeNs, Lat: r.Lat, Lon: r.Lon}
 		var m motion.Movement
 		if ok {
 			m = motion.Step(last.Fix, cur)
 		}
-		o := b.Pass(i)
 		f := fields[3*i : 3*i+3 : 3*i+3]
 		f[0] = sdk.Field{Name: "distance_m", Value: m.DistanceM}
 		f[1] = sdk.Field{Name: "speed_ms", Value: m.SpeedMS}
 		f[2] = sdk.Field{Name: "course_deg", Value: m.CourseDeg}
-		o.Fields = f
-		outs = append(outs, o)
+		outs[i] = sdk.Output{Input: i, TimeNs: r.TimeNs, Lat: r.Lat, Lon: r.Lon, Fields: f}
 		last, ok = lastfix.Last{Seq: r.Seq, Fix: cur}, true
-	}
-	if !ok {
-		return st, nil, nil
 	}
 	state = last.Append(state[:0])
 	return state, outs, nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"strconv"
+	"unsafe"
 )
 
 // ABI v1 layout; see udf/ABI.md.
@@ -21,8 +22,8 @@ const (
 type codec struct {
 	readings []Reading
 	fields   []Field
-	names    []string
-	nameIdx  map[string]uint32
+	names    []string // the input's field names, kept from call to call
+	device   string
 	out      []byte
 	outNames []string
 }
@@ -66,17 +67,27 @@ func (c *codec) decode(in []byte) (state []byte, b Batch, err error) {
 	if err != nil {
 		return nil, b, err
 	}
-	b.Device = string(dev)
+	// Strings are copied out of the input (a UDF may keep them), but the
+	// previous call's are reused when the bytes are the same, which they
+	// usually are: no garbage per call.
+	if string(dev) != c.device {
+		c.device = string(dev)
+	}
+	b.Device = c.device
 
-	c.names = c.names[:0]
 	for i := uint32(0); i < nN; i++ {
 		e := ns[nameSize*i:]
 		nb, err := sect(u32(e), u32(e[4:]), 1)
 		if err != nil {
 			return nil, b, err
 		}
-		c.names = append(c.names, string(nb))
+		if int(i) == len(c.names) {
+			c.names = append(c.names, string(nb))
+		} else if string(nb) != c.names[i] {
+			c.names[i] = string(nb)
+		}
 	}
+	c.names = c.names[:nN]
 	c.fields = c.fields[:0]
 	for i := uint32(0); i < nF; i++ {
 		e := fs[fieldSize*i:]
@@ -106,34 +117,79 @@ func (c *codec) decode(in []byte) (state []byte, b Batch, err error) {
 }
 
 // encode lays out an ABI v1 output (status 0) in the codec's buffer.
+//
+// It is the hot path of every call, and Go's Wasm output is slow enough
+// that its shape matters: one pass over the fields, writing each output and
+// its fields as it goes, with names interned on the fly (the name table and
+// strings come after the fields, so they are written last). A map lookup
+// (hashing the name in portable Go) would cost more than all the rest of a
+// field; for the usual UDF, which sets the same fields in the same order on
+// every output, finding a name's index is one comparison of string
+// pointers.
 func (c *codec) encode(state []byte, outs []Output) []byte {
-	if c.nameIdx == nil {
-		c.nameIdx = make(map[string]uint32)
-	}
-	clear(c.nameIdx)
-	c.outNames = c.outNames[:0]
-	nF, strBytes := 0, 0
-	for _, o := range outs {
-		nF += len(o.Fields)
-		for _, f := range o.Fields {
-			if _, ok := c.nameIdx[f.Name]; !ok {
-				c.nameIdx[f.Name] = uint32(len(c.outNames))
-				c.outNames = append(c.outNames, f.Name)
-				strBytes += len(f.Name)
-			}
-		}
+	nF := 0
+	for i := range outs {
+		nF += len(outs[i].Fields)
 	}
 	outsOff := headerSize
 	fieldsOff := outsOff + outputSize*len(outs)
 	namesOff := fieldsOff + fieldSize*nF
+	// Room for the fixed part and a guess at the rest (grown below if the
+	// names or state do not fit).
+	if need := namesOff + 256 + len(state); cap(c.out) < need {
+		c.out = make([]byte, need, need+need/4)
+	}
+	b := c.out[:namesOff]
+	ob := b[outsOff:fieldsOff]
+	fb := b[fieldsOff:namesOff]
+	c.outNames = c.outNames[:0]
+	f := 0
+	for i := range outs {
+		o := &outs[i]
+		e := ob[outputSize*i : outputSize*i+outputSize]
+		put32(e, uint32(o.Input))
+		put32(e[4:], 0)
+		put64(e[8:], uint64(o.TimeNs))
+		put64(e[16:], math.Float64bits(o.Lat))
+		put64(e[24:], math.Float64bits(o.Lon))
+		put32(e[32:], uint32(f))
+		put32(e[36:], uint32(len(o.Fields)))
+		for k := range o.Fields {
+			fl := &o.Fields[k]
+			// Fast path: the name the field at this position had on the
+			// first output.
+			ni := uint32(k)
+			if k >= len(c.outNames) || !sameString(c.outNames[k], fl.Name) {
+				ni = c.nameIndex(fl.Name)
+			}
+			p := fb[fieldSize*f : fieldSize*f+fieldSize]
+			put32(p, ni)
+			put32(p[4:], 0)
+			put64(p[8:], math.Float64bits(fl.Value))
+			f++
+		}
+	}
+
 	strOff := namesOff + nameSize*len(c.outNames)
-	stateOff := strOff + strBytes
+	stateOff := strOff
+	for _, n := range c.outNames {
+		stateOff += len(n)
+	}
 	total := stateOff + len(state)
 	if cap(c.out) < total {
-		c.out = make([]byte, total, total+total/4)
+		grown := make([]byte, total, total+total/4)
+		copy(grown, b)
+		c.out = grown
 	}
-	b := c.out[:total]
-	clear(b[:headerSize])
+	b = c.out[:total]
+	s := strOff
+	for i, n := range c.outNames {
+		e := b[namesOff+nameSize*i:]
+		put32(e, uint32(s))
+		put32(e[4:], uint32(len(n)))
+		s += copy(b[s:], n)
+	}
+	copy(b[stateOff:], state)
 	put32(b[0:], abiVersion)
 	put32(b[4:], 0)
 	put32(b[8:], uint32(len(outs)))
@@ -144,33 +200,26 @@ func (c *codec) encode(state []byte, outs []Output) []byte {
 	put32(b[28:], uint32(namesOff))
 	put32(b[32:], uint32(stateOff))
 	put32(b[36:], uint32(len(state)))
-	s := strOff
+	put64(b[40:], 0) // message_off, message_len
+	return b
+}
+
+// nameIndex returns the index of name in c.outNames, adding it when it is
+// new.
+func (c *codec) nameIndex(name string) uint32 {
 	for i, n := range c.outNames {
-		e := namesOff + nameSize*i
-		put32(b[e:], uint32(s))
-		put32(b[e+4:], uint32(len(n)))
-		s += copy(b[s:], n)
-	}
-	copy(b[stateOff:], state)
-	f := 0
-	for i, o := range outs {
-		e := outsOff + outputSize*i
-		put32(b[e:], uint32(o.Input))
-		put32(b[e+4:], 0)
-		put64(b[e+8:], uint64(o.TimeNs))
-		put64(b[e+16:], math.Float64bits(o.Lat))
-		put64(b[e+24:], math.Float64bits(o.Lon))
-		put32(b[e+32:], uint32(f))
-		put32(b[e+36:], uint32(len(o.Fields)))
-		for _, fl := range o.Fields {
-			p := fieldsOff + fieldSize*f
-			put32(b[p:], c.nameIdx[fl.Name])
-			put32(b[p+4:], 0)
-			put64(b[p+8:], math.Float64bits(fl.Value))
-			f++
+		if sameString(n, name) {
+			return uint32(i)
 		}
 	}
-	return b
+	c.outNames = append(c.outNames, name)
+	return uint32(len(c.outNames) - 1)
+}
+
+// sameString is a == b, without the call into the runtime when both are
+// the same constant (the usual case for a field name).
+func sameString(a, b string) bool {
+	return len(a) == len(b) && (unsafe.StringData(a) == unsafe.StringData(b) || a == b)
 }
 
 // encodeError lays out an ABI v1 output with status 1 and msg.
@@ -200,6 +249,7 @@ func (c *codec) handle(f Func, in []byte) (out []byte) {
 		return c.encodeError("sdk: " + err.Error())
 	}
 	defer func() {
+		arena.on = false
 		if p := recover(); p != nil {
 			msg := "panic"
 			switch p := p.(type) {
@@ -211,6 +261,8 @@ func (c *codec) handle(f Func, in []byte) (out []byte) {
 			out = c.encodeError(msg)
 		}
 	}()
+	arena.reset()
+	arena.on = true
 	newState, outs, err := f(state, b)
 	if err != nil {
 		return c.encodeError(err.Error())

@@ -78,6 +78,11 @@ func (b Batch) Pass(i int) Output {
 }
 
 // Set sets a field on the output, replacing one of the same name.
+//
+// Inside a call, the fields Set adds live in scratch space the SDK reuses on
+// the next call (like everything a call gets or returns), so building
+// outputs with Pass and Set allocates nothing once the first calls have
+// sized it.
 func (o *Output) Set(name string, v float64) {
 	for i := range o.Fields {
 		if o.Fields[i].Name == name {
@@ -85,7 +90,39 @@ func (o *Output) Set(name string, v float64) {
 			return
 		}
 	}
+	if len(o.Fields) == cap(o.Fields) && arena.on {
+		o.Fields = arena.grow(o.Fields)
+	}
 	o.Fields = append(o.Fields, Field{Name: name, Value: v})
+}
+
+// arena backs the fields Set adds during a call. It is on only while the
+// SDK runs a call (a single-threaded guest), so a UDF's native unit tests,
+// which call the Func directly, get plain appends.
+var arena fieldArena
+
+type fieldArena struct {
+	on   bool
+	buf  []Field
+	used int
+}
+
+// reset starts a call: chunks handed out before are free again.
+func (a *fieldArena) reset() { a.used = 0 }
+
+// grow returns f copied into a chunk with room for more. A full buffer is
+// replaced by a bigger one; the chunks of this call in the old one stay
+// valid (the garbage collector keeps it while they are referenced), and the
+// buffer is as big as the biggest call needed: bounded, not growing.
+func (a *fieldArena) grow(f []Field) []Field {
+	n := max(4, 2*len(f))
+	if a.used+n > len(a.buf) {
+		a.buf = make([]Field, max(2*len(a.buf), 1024, n))
+		a.used = 0
+	}
+	chunk := a.buf[a.used : a.used : a.used+n]
+	a.used += n
+	return append(chunk, f...)
 }
 
 // Func is a UDF. state is what the previous call for this device returned
