@@ -1,17 +1,34 @@
 // The sailstream live map: the lake outline, one arrow per boat moving live
 // from the /ws stream, a short trail behind each, and the fleet panel on the
-// left. Plain DOM and Leaflet, no framework.
+// left. Every reading names the UDF that processed it and carries the fields
+// that UDF added, so the panel shows both per boat and flags the warnings
+// (outside the lake, a corrected GPS jump) on the marker too: a deploy is
+// visible on the map within a second, without a reload. Plain DOM and
+// Leaflet, no framework.
 import L from 'leaflet';
 import 'leaflet/dist/leaflet.css';
 import './app.css';
-import { backoff, colour, formatAge, formatCourse, formatKnots, formatMS, isNewer, speedKnots } from './format.js';
+import {
+  activeFlags,
+  backoff,
+  colour,
+  extraFields,
+  formatAge,
+  formatCourse,
+  formatKnots,
+  formatMS,
+  formatUDF,
+  isNewer,
+  noteFlags,
+  speedKnots,
+} from './format.js';
 
 const TRAIL_POINTS = 40; // positions kept per boat for its trail
 const STALE_MS = 30_000; // a boat silent this long is greyed out in the panel
 const ZEGRZE = [52.475, 21.03];
 
 const $ = (sel) => document.querySelector(sel);
-const tbody = $('#boats tbody');
+const table = $('#boats');
 
 // --- map ------------------------------------------------------------------
 
@@ -48,7 +65,7 @@ fetch('lake.geojson')
 
 // --- boats ----------------------------------------------------------------
 
-const boats = new Map(); // device -> { reading, marker, arrow, trail, points, row, cells }
+const boats = new Map(); // device -> { reading, marker, trail, points, row, cells, label, raised, shown }
 let selected = null;
 
 function arrowSVG(fill) {
@@ -64,15 +81,22 @@ function addBoat(device, latlng) {
     title: device,
     keyboard: false,
   }).addTo(map);
-  marker.bindTooltip(device, { permanent: true, direction: 'right', offset: [10, 0], className: 'boat-label' });
+  // The label is an element so that a flag can be added next to the name.
+  const label = document.createElement('span');
+  label.append(device, document.createElement('b'));
+  marker.bindTooltip(label, { permanent: true, direction: 'right', offset: [10, 0], className: 'boat-label' });
   marker.on('click', () => select(device, false));
   const trail = L.polyline([], { color: c, weight: 2, opacity: 0.7, interactive: false }).addTo(map);
 
-  const row = document.createElement('tr');
+  // One <tbody> per boat: its figures, then a line with the UDF that
+  // processed its latest reading, its flags and its fields.
+  const row = document.createElement('tbody');
   row.tabIndex = 0;
-  row.innerHTML = `<td class="name"><span class="swatch" style="background:${c}"></span><span></span></td>
-    <td class="speed"><b></b><small></small></td><td class="course"></td><td class="age"></td>`;
-  row.querySelector('.name span:last-child').textContent = device;
+  row.innerHTML = `<tr><td class="name"><span class="swatch" style="background:${c}"></span><span></span></td>
+    <td class="speed"><b></b><small></small></td><td class="course"></td><td class="age"></td></tr>
+    <tr class="detail" hidden><td colspan="4"><small class="udf" title="UDF that processed the latest reading"></small>` +
+    `<span class="flags"></span><span class="fields"></span></td></tr>`;
+  row.querySelector('.name span:nth-child(2)').textContent = device;
   row.addEventListener('click', () => select(device, true));
   row.addEventListener('keydown', (ev) => {
     if (ev.key === 'Enter' || ev.key === ' ') select(device, true);
@@ -82,12 +106,17 @@ function addBoat(device, latlng) {
     ms: row.querySelector('.speed small'),
     course: row.querySelector('.course'),
     age: row.querySelector('.age'),
+    udf: row.querySelector('.udf'),
+    detail: row.querySelector('.detail'),
+    flags: row.querySelector('.flags'),
+    fields: row.querySelector('.fields'),
   };
+  cells.udf.addEventListener('animationend', () => cells.udf.classList.remove('swapped'));
 
-  const boat = { reading: null, marker, trail, points: [], row, cells };
+  const boat = { reading: null, marker, trail, points: [], row, cells, label, raised: new Map(), shown: '' };
   boats.set(device, boat);
   // Keep the panel sorted by device id.
-  for (const d of [...boats.keys()].sort()) tbody.appendChild(boats.get(d).row);
+  for (const d of [...boats.keys()].sort()) table.appendChild(boats.get(d).row);
   $('#empty').hidden = true;
   return boat;
 }
@@ -112,8 +141,60 @@ function update(r) {
   boat.cells.kn.textContent = formatKnots(speedKnots(r));
   boat.cells.ms.textContent = formatMS(r.speed_ms);
   boat.cells.course.textContent = formatCourse(r.course_deg);
+  renderUDF(boat, r);
+  const t = Date.parse(r.time);
+  noteFlags(boat.raised, r.fields, t);
+  renderDetail(boat, activeFlags(boat.raised, t));
   renderAge(boat, Date.now());
   if (selected === r.device) boat.marker.openTooltip();
+}
+
+// renderUDF names the UDF under the boat, and makes it flash when a deploy
+// swaps it.
+function renderUDF(boat, r) {
+  const text = formatUDF(r);
+  const el = boat.cells.udf;
+  if (el.textContent === text) return;
+  const swapped = el.textContent !== '';
+  el.textContent = text;
+  if (swapped) {
+    el.classList.remove('swapped');
+    void el.offsetWidth; // restart the animation
+    el.classList.add('swapped');
+  }
+}
+
+// renderDetail shows the boat's flags and extra fields, in the panel and on
+// its marker, touching the DOM only when they change.
+function renderDetail(boat, flags) {
+  const { items, hidden } = extraFields(boat.reading.fields);
+  const key = JSON.stringify([flags, items, hidden, boat.cells.udf.textContent]);
+  if (key === boat.shown) return;
+  boat.shown = key;
+
+  const { cells } = boat;
+  cells.flags.replaceChildren(
+    ...flags.map((f) => Object.assign(document.createElement('span'), { className: `badge ${f.id}`, textContent: f.label })),
+  );
+  cells.fields.replaceChildren(
+    ...items.map(([k, v]) => {
+      const el = document.createElement('span');
+      el.className = 'field';
+      el.append(Object.assign(document.createElement('span'), { textContent: k }), ` ${v}`);
+      return el;
+    }),
+  );
+  if (hidden > 0) cells.fields.append(Object.assign(document.createElement('span'), { className: 'more', textContent: `+${hidden}` }));
+  cells.detail.hidden = !cells.udf.textContent && flags.length === 0 && items.length === 0;
+
+  const el = boat.marker.getElement();
+  if (el) {
+    for (const id of ['outside', 'jump']) el.classList.toggle(id, flags.some((f) => f.id === id));
+    // The browser's own tooltip on the marker: what processed it and its fields.
+    el.title = [boat.reading.device, cells.udf.textContent, ...items.map(([k, v]) => `${k} = ${v}`)].filter(Boolean).join('\n');
+  }
+  boat.label.lastChild.textContent = flags.length ? ` · ${flags.map((f) => f.label).join(' · ')}` : '';
+  boat.label.classList.toggle('flagged', flags.length > 0);
 }
 
 function renderAge(boat, now) {
