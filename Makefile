@@ -56,13 +56,14 @@ bin/testbed: $(shell find internal/testenv -name '*.go' ! -name '*_test.go') go.
 	$(GO) build -o $@ ./internal/testenv/testbed
 
 test: deps web bin/testbed
+	cd web && npm test --silent
 	bin/testbed $(TESTBED_FLAGS) -- $(GO) test $(TESTFLAGS) $(PKGS)
 
 test-unit:
 	$(GO) test -short -count=1 $(PKGS)
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./telemetry/... ./core/...
+	$(GO) test -run '^$$' -bench . -benchmem ./telemetry/... ./core/... ./udf/udftest/...
 
 # --- hygiene -------------------------------------------------------------------
 GO_FILES = $(shell find . \( -name node_modules -o -name .git -o -name .cache -o -name testdata \) -prune -o -name '*.go' -print)
