@@ -37,92 +37,132 @@ const (
 	maxMessageLen = 1024
 )
 
-// encodeInput lays out one batch as ABI v1 input. Field names are sorted per
-// reading so the same batch always gives the same bytes.
-func encodeInput(dst []byte, state []byte, device string, readings []telemetry.Reading) []byte {
+// inputEncoder lays out batches as ABI v1 input. It keeps its scratch space
+// (the name table) from one batch to the next, so an instance, which runs
+// one call at a time, encodes without allocating. The zero value is ready.
+type inputEncoder struct {
+	names   []string
+	nameIdx map[string]uint32
+	keys    []string
+
+	// The layout of the batch measured last.
+	nFields, readingsOff, fieldsOff, namesOff, stringsOff, stateOff, total int
+}
+
+// measure computes the layout of a batch and returns its size in bytes.
+// write then encodes that batch.
+func (e *inputEncoder) measure(state []byte, device string, readings []telemetry.Reading) int {
 	nFields := 0
 	for i := range readings {
 		nFields += len(readings[i].Fields)
 	}
-	var names []string
-	var nameIdx map[string]uint32
+	e.names = e.names[:0]
 	if nFields > 0 {
-		nameIdx = make(map[string]uint32)
+		if e.nameIdx == nil {
+			e.nameIdx = make(map[string]uint32)
+		}
+		clear(e.nameIdx)
 		for i := range readings {
 			for k := range readings[i].Fields {
-				if _, ok := nameIdx[k]; !ok {
-					nameIdx[k] = uint32(len(names))
-					names = append(names, k)
+				if _, ok := e.nameIdx[k]; !ok {
+					e.nameIdx[k] = uint32(len(e.names))
+					e.names = append(e.names, k)
 				}
 			}
 		}
 		// Indices follow sorted order so the bytes do not depend on map
 		// iteration order.
-		slices.Sort(names)
-		for i, k := range names {
-			nameIdx[k] = uint32(i)
+		slices.Sort(e.names)
+		for i, k := range e.names {
+			e.nameIdx[k] = uint32(i)
 		}
 	}
 	namesBytes := len(device)
-	for _, k := range names {
+	for _, k := range e.names {
 		namesBytes += len(k)
 	}
-	readingsOff := headerSize
-	fieldsOff := readingsOff + readingSize*len(readings)
-	namesOff := fieldsOff + fieldSize*nFields
-	stringsOff := namesOff + nameSize*len(names)
-	stateOff := align8(stringsOff + namesBytes)
-	total := stateOff + len(state)
+	e.nFields = nFields
+	e.readingsOff = headerSize
+	e.fieldsOff = e.readingsOff + readingSize*len(readings)
+	e.namesOff = e.fieldsOff + fieldSize*nFields
+	e.stringsOff = e.namesOff + nameSize*len(e.names)
+	e.stateOff = align8(e.stringsOff + namesBytes)
+	e.total = e.stateOff + len(state)
+	return e.total
+}
 
-	b := slices.Grow(dst[:0], total)[:total]
-	clear(b)
+// write encodes the batch measure measured into b, which must hold exactly
+// that many bytes. It writes every byte of b (padding and reserved fields
+// as zeros), so b may be memory the guest used before.
+func (e *inputEncoder) write(b []byte, state []byte, device string, readings []telemetry.Reading) {
+	b = b[:e.total]
 	le := binary.LittleEndian
-	le.PutUint32(b[0:], ABIVersion)
-	le.PutUint32(b[4:], uint32(len(readings)))
-	le.PutUint32(b[8:], uint32(readingsOff))
-	le.PutUint32(b[12:], uint32(nFields))
-	le.PutUint32(b[16:], uint32(fieldsOff))
-	le.PutUint32(b[20:], uint32(len(names)))
-	le.PutUint32(b[24:], uint32(namesOff))
-	le.PutUint32(b[28:], uint32(stateOff))
-	le.PutUint32(b[32:], uint32(len(state)))
-	le.PutUint32(b[36:], uint32(stringsOff))
-	le.PutUint32(b[40:], uint32(len(device)))
-	s := stringsOff + copy(b[stringsOff:], device)
-	for i, k := range names {
-		e := namesOff + nameSize*i
-		le.PutUint32(b[e:], uint32(s))
-		le.PutUint32(b[e+4:], uint32(len(k)))
+	h := b[:headerSize]
+	le.PutUint32(h[0:], ABIVersion)
+	le.PutUint32(h[4:], uint32(len(readings)))
+	le.PutUint32(h[8:], uint32(e.readingsOff))
+	le.PutUint32(h[12:], uint32(e.nFields))
+	le.PutUint32(h[16:], uint32(e.fieldsOff))
+	le.PutUint32(h[20:], uint32(len(e.names)))
+	le.PutUint32(h[24:], uint32(e.namesOff))
+	le.PutUint32(h[28:], uint32(e.stateOff))
+	le.PutUint32(h[32:], uint32(len(state)))
+	le.PutUint32(h[36:], uint32(e.stringsOff))
+	le.PutUint32(h[40:], uint32(len(device)))
+	le.PutUint32(h[44:], 0)
+	s := e.stringsOff + copy(b[e.stringsOff:], device)
+	for i, k := range e.names {
+		n := b[e.namesOff+nameSize*i:]
+		le.PutUint32(n, uint32(s))
+		le.PutUint32(n[4:], uint32(len(k)))
 		s += copy(b[s:], k)
 	}
-	copy(b[stateOff:], state)
+	clear(b[s:e.stateOff])
+	copy(b[e.stateOff:], state)
 
 	f := 0
-	var keys []string
+	rs := b[e.readingsOff:e.fieldsOff]
 	for i := range readings {
 		r := &readings[i]
-		o := readingsOff + readingSize*i
-		le.PutUint64(b[o:], r.Seq)
-		le.PutUint64(b[o+8:], uint64(r.Time.UnixNano()))
-		le.PutUint64(b[o+16:], math.Float64bits(r.Lat))
-		le.PutUint64(b[o+24:], math.Float64bits(r.Lon))
-		le.PutUint32(b[o+32:], uint32(f))
-		le.PutUint32(b[o+36:], uint32(len(r.Fields)))
+		o := rs[readingSize*i : readingSize*i+readingSize]
+		le.PutUint64(o[0:], r.Seq)
+		le.PutUint64(o[8:], uint64(r.Time.UnixNano()))
+		le.PutUint64(o[16:], math.Float64bits(r.Lat))
+		le.PutUint64(o[24:], math.Float64bits(r.Lon))
+		le.PutUint32(o[32:], uint32(f))
+		le.PutUint32(o[36:], uint32(len(r.Fields)))
 		if len(r.Fields) == 0 {
 			continue
 		}
-		keys = keys[:0]
+		e.keys = e.keys[:0]
 		for k := range r.Fields {
-			keys = append(keys, k)
+			e.keys = append(e.keys, k)
 		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			e := fieldsOff + fieldSize*f
-			le.PutUint32(b[e:], nameIdx[k])
-			le.PutUint64(b[e+8:], math.Float64bits(r.Fields[k]))
+		slices.Sort(e.keys)
+		for _, k := range e.keys {
+			fb := b[e.fieldsOff+fieldSize*f : e.fieldsOff+fieldSize*f+fieldSize]
+			le.PutUint32(fb[0:], e.nameIdx[k])
+			le.PutUint32(fb[4:], 0)
+			le.PutUint64(fb[8:], math.Float64bits(r.Fields[k]))
 			f++
 		}
 	}
+	// Keep none of the batch's strings alive in the scratch space.
+	clear(e.keys)
+	clear(e.names)
+	e.names = e.names[:0]
+	if len(e.nameIdx) > 0 {
+		clear(e.nameIdx)
+	}
+}
+
+// encodeInput lays out one batch as ABI v1 input in dst's space. Field names
+// are sorted per reading so the same batch always gives the same bytes.
+func encodeInput(dst []byte, state []byte, device string, readings []telemetry.Reading) []byte {
+	var e inputEncoder
+	n := e.measure(state, device, readings)
+	b := slices.Grow(dst[:0], n)[:n]
+	e.write(b, state, device, readings)
 	return b
 }
 
@@ -134,23 +174,53 @@ type outputLimits struct {
 	maxOutputs int
 }
 
+// nameCache interns the field names a module's outputs use that are not
+// among the constants fieldName knows, so names that come back call after
+// call are not allocated again. It is bounded: a guest that makes up new
+// names every call only costs their allocation. One per instance; the zero
+// value is ready.
+type nameCache struct{ m map[string]string }
+
+const maxCachedNames = 256
+
+func (c *nameCache) intern(b []byte) string {
+	if c == nil {
+		return string(b)
+	}
+	if s, ok := c.m[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if c.m == nil {
+		c.m = make(map[string]string)
+	}
+	if len(c.m) < maxCachedNames {
+		c.m[s] = s
+	}
+	return s
+}
+
+// finiteMask selects a float64's exponent: all ones means NaN or ±Inf.
+const finiteMask = 0x7ff0000000000000
+
 // decodeOutput checks and copies out an ABI v1 output buffer. b is
 // untrusted: every count, offset and length is checked before use, and
-// nothing returned aliases b. times holds the batch's event times in Unix
-// nanoseconds (for the count and as defaults).
-func decodeOutput(b []byte, nReadings int, lim outputLimits) (Result, error) {
+// nothing returned aliases b. nReadings is the batch's size; names, which
+// may be nil, interns field names.
+func decodeOutput(b []byte, nReadings int, lim outputLimits, names *nameCache) (Result, error) {
 	var res Result
 	le := binary.LittleEndian
 	if len(b) < headerSize {
 		return res, fmt.Errorf("%w: %d bytes, shorter than the %d-byte header", ErrMalformedOutput, len(b), headerSize)
 	}
-	if v := le.Uint32(b[0:]); v != ABIVersion {
+	h := b[:headerSize]
+	if v := le.Uint32(h[0:]); v != ABIVersion {
 		return res, fmt.Errorf("%w: output header says ABI version %d, want %d", ErrMalformedOutput, v, ABIVersion)
 	}
-	switch status := le.Uint32(b[4:]); status {
+	switch status := le.Uint32(h[4:]); status {
 	case statusOK:
 	case statusError:
-		msg, err := section(b, le.Uint32(b[40:]), le.Uint32(b[44:]), 1)
+		msg, err := section(b, le.Uint32(h[40:]), le.Uint32(h[44:]), 1)
 		if err != nil {
 			return res, fmt.Errorf("%w: error message: %v", ErrMalformedOutput, err)
 		}
@@ -162,41 +232,48 @@ func decodeOutput(b []byte, nReadings int, lim outputLimits) (Result, error) {
 		return res, fmt.Errorf("%w: status %d, want 0 or 1", ErrMalformedOutput, status)
 	}
 
-	nOut := le.Uint32(b[8:])
+	nOut := le.Uint32(h[8:])
 	if uint64(nOut) > uint64(lim.maxOutputs) {
 		return res, fmt.Errorf("%w: %d outputs, more than the limit of %d for this batch", ErrMalformedOutput, nOut, lim.maxOutputs)
 	}
-	outs, err := section(b, le.Uint32(b[12:]), nOut, outputSize)
+	outs, err := section(b, le.Uint32(h[12:]), nOut, outputSize)
 	if err != nil {
 		return res, fmt.Errorf("%w: outputs: %v", ErrMalformedOutput, err)
 	}
-	nFields := le.Uint32(b[16:])
-	fields, err := section(b, le.Uint32(b[20:]), nFields, fieldSize)
+	nFields := le.Uint32(h[16:])
+	fields, err := section(b, le.Uint32(h[20:]), nFields, fieldSize)
 	if err != nil {
 		return res, fmt.Errorf("%w: fields: %v", ErrMalformedOutput, err)
 	}
-	nNames := le.Uint32(b[24:])
-	nameTab, err := section(b, le.Uint32(b[28:]), nNames, nameSize)
+	nNames := le.Uint32(h[24:])
+	nameTab, err := section(b, le.Uint32(h[28:]), nNames, nameSize)
 	if err != nil {
 		return res, fmt.Errorf("%w: names: %v", ErrMalformedOutput, err)
 	}
-	stateLen := le.Uint32(b[36:])
+	stateLen := le.Uint32(h[36:])
 	if uint64(stateLen) > uint64(lim.maxState) {
 		return res, fmt.Errorf("%w: state of %d bytes, more than the limit of %d", ErrMalformedOutput, stateLen, lim.maxState)
 	}
-	state, err := section(b, le.Uint32(b[32:]), stateLen, 1)
+	state, err := section(b, le.Uint32(h[32:]), stateLen, 1)
 	if err != nil {
 		return res, fmt.Errorf("%w: state: %v", ErrMalformedOutput, err)
 	}
 
-	names := make([]string, nNames)
-	for i := range names {
-		e := nameTab[nameSize*i:]
+	// The name table is checked whole; a small one stays on the stack.
+	var nameBuf [16]string
+	var tab []string
+	if nNames <= uint32(len(nameBuf)) {
+		tab = nameBuf[:nNames]
+	} else {
+		tab = make([]string, nNames)
+	}
+	for i := range tab {
+		e := nameTab[nameSize*i : nameSize*i+nameSize]
 		nb, err := section(b, le.Uint32(e), le.Uint32(e[4:]), 1)
 		if err != nil {
 			return res, fmt.Errorf("%w: name %d: %v", ErrMalformedOutput, i, err)
 		}
-		if names[i], err = fieldName(nb); err != nil {
+		if tab[i], err = fieldName(nb, names); err != nil {
 			return res, fmt.Errorf("%w: name %d: %v", ErrMalformedOutput, i, err)
 		}
 	}
@@ -207,61 +284,79 @@ func decodeOutput(b []byte, nReadings int, lim outputLimits) (Result, error) {
 	if nOut == 0 {
 		return res, nil
 	}
-	res.Outputs = make([]Output, nOut)
+	outputs := make([]Output, nOut)
 	var all []Field
 	if nFields > 0 {
-		all = make([]Field, 0, nFields)
+		all = make([]Field, nFields)
 	}
+	used := uint64(0) // fields of all outputs so far, at most nFields
 	prev := uint32(0)
-	for i := range res.Outputs {
-		o := outs[outputSize*i:]
-		in := le.Uint32(o)
-		if uint64(in) >= uint64(nReadings) {
-			return Result{}, fmt.Errorf("%w: output %d refers to input %d of a batch of %d", ErrMalformedOutput, i, in, nReadings)
-		}
-		if in < prev {
-			return Result{}, fmt.Errorf("%w: output %d refers to input %d after input %d (outputs must follow input order)", ErrMalformedOutput, i, in, prev)
-		}
-		prev = in
-		if flags := le.Uint32(o[4:]); flags != 0 {
-			return Result{}, fmt.Errorf("%w: output %d has flags %#x, want 0", ErrMalformedOutput, i, flags)
-		}
+	for i := range outputs {
+		o := outs[outputSize*i : outputSize*i+outputSize]
+		in := le.Uint32(o[0:])
+		flags := le.Uint32(o[4:])
 		lat := math.Float64frombits(le.Uint64(o[16:]))
 		lon := math.Float64frombits(le.Uint64(o[24:]))
-		if !(lat >= -90 && lat <= 90) || !(lon >= -180 && lon <= 180) {
-			return Result{}, fmt.Errorf("%w: output %d has position (%v, %v) outside WGS 84 range", ErrMalformedOutput, i, lat, lon)
-		}
 		fStart, fCount := le.Uint32(o[32:]), le.Uint32(o[36:])
-		if uint64(fStart)+uint64(fCount) > uint64(nFields) {
-			return Result{}, fmt.Errorf("%w: output %d fields [%d, %d+%d) beyond the %d fields", ErrMalformedOutput, i, fStart, fStart, fCount, nFields)
+		// One branch for the common case; the slow path says what is wrong.
+		if uint64(in) >= uint64(nReadings) || in < prev || flags != 0 ||
+			!(lat >= -90 && lat <= 90) || !(lon >= -180 && lon <= 180) ||
+			uint64(fStart)+uint64(fCount) > uint64(nFields) || used+uint64(fCount) > uint64(nFields) {
+			return Result{}, outputError(i, in, prev, flags, lat, lon, fStart, fCount, nFields, nReadings)
 		}
-		start := len(all)
-		for j := fStart; j < fStart+fCount; j++ {
-			if len(all) == cap(all) {
-				// Overlapping ranges can name more fields than the table
-				// holds; bound the total all the same.
-				return Result{}, fmt.Errorf("%w: outputs name more than the %d fields in the table", ErrMalformedOutput, nFields)
+		prev = in
+		dst := all[used : used+uint64(fCount) : used+uint64(fCount)]
+		src := fields[fieldSize*uint64(fStart) : fieldSize*(uint64(fStart)+uint64(fCount))]
+		for j := range dst {
+			e := src[fieldSize*j : fieldSize*j+fieldSize]
+			ni := le.Uint32(e[0:])
+			bits := le.Uint64(e[8:])
+			if uint64(ni) >= uint64(len(tab)) || bits&finiteMask == finiteMask {
+				return Result{}, fieldError(i, int(fStart)+j, ni, tab, math.Float64frombits(bits))
 			}
-			e := fields[fieldSize*j:]
-			ni := le.Uint32(e)
-			if uint64(ni) >= uint64(nNames) {
-				return Result{}, fmt.Errorf("%w: field %d names %d of %d names", ErrMalformedOutput, j, ni, nNames)
-			}
-			v := math.Float64frombits(le.Uint64(e[8:]))
-			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return Result{}, fmt.Errorf("%w: field %q of output %d is %v", ErrMalformedOutput, names[ni], i, v)
-			}
-			all = append(all, Field{Name: names[ni], Value: v})
+			dst[j].Name = tab[ni]
+			dst[j].Value = math.Float64frombits(bits)
 		}
-		res.Outputs[i] = Output{
-			Input:  int(in),
-			TimeNs: int64(le.Uint64(o[8:])),
-			Lat:    lat,
-			Lon:    lon,
-			Fields: all[start:len(all):len(all)],
+		used += uint64(fCount)
+		op := &outputs[i]
+		op.Input = int(in)
+		op.TimeNs = int64(le.Uint64(o[8:]))
+		op.Lat = lat
+		op.Lon = lon
+		if fCount > 0 {
+			op.Fields = dst
 		}
 	}
+	res.Outputs = outputs
 	return res, nil
+}
+
+// outputError says what is wrong with output i, which decodeOutput refused.
+func outputError(i int, in, prev, flags uint32, lat, lon float64, fStart, fCount, nFields uint32, nReadings int) error {
+	switch {
+	case uint64(in) >= uint64(nReadings):
+		return fmt.Errorf("%w: output %d refers to input %d of a batch of %d", ErrMalformedOutput, i, in, nReadings)
+	case in < prev:
+		return fmt.Errorf("%w: output %d refers to input %d after input %d (outputs must follow input order)", ErrMalformedOutput, i, in, prev)
+	case flags != 0:
+		return fmt.Errorf("%w: output %d has flags %#x, want 0", ErrMalformedOutput, i, flags)
+	case !(lat >= -90 && lat <= 90) || !(lon >= -180 && lon <= 180):
+		return fmt.Errorf("%w: output %d has position (%v, %v) outside WGS 84 range", ErrMalformedOutput, i, lat, lon)
+	case uint64(fStart)+uint64(fCount) > uint64(nFields):
+		return fmt.Errorf("%w: output %d fields [%d, %d+%d) beyond the %d fields", ErrMalformedOutput, i, fStart, fStart, fCount, nFields)
+	default:
+		// Overlapping ranges can name more fields than the table holds;
+		// the total is bounded all the same.
+		return fmt.Errorf("%w: outputs name more than the %d fields in the table", ErrMalformedOutput, nFields)
+	}
+}
+
+// fieldError says what is wrong with field j of output i.
+func fieldError(i, j int, ni uint32, names []string, v float64) error {
+	if uint64(ni) >= uint64(len(names)) {
+		return fmt.Errorf("%w: field %d names %d of %d names", ErrMalformedOutput, j, ni, len(names))
+	}
+	return fmt.Errorf("%w: field %q of output %d is %v", ErrMalformedOutput, names[ni], i, v)
 }
 
 // section returns b[off : off+count*size] or an error when it does not fit.
@@ -269,14 +364,19 @@ func section(b []byte, off, count uint32, size int) ([]byte, error) {
 	n := uint64(count) * uint64(size)
 	end := uint64(off) + n
 	if end > uint64(len(b)) {
-		return nil, fmt.Errorf("[%d, %d) outside the %d-byte output", off, end, len(b))
+		return nil, sectionError(off, end, len(b))
 	}
 	return b[off:end], nil
 }
 
+func sectionError(off uint32, end uint64, n int) error {
+	return fmt.Errorf("[%d, %d) outside the %d-byte output", off, end, n)
+}
+
 // fieldName checks a field name: 1–64 bytes of [A-Za-z0-9_.-]. The common
-// names come back as constants so decoding them does not allocate.
-func fieldName(b []byte) (string, error) {
+// names come back as constants, the others through c (which may be nil), so
+// decoding them does not allocate.
+func fieldName(b []byte, c *nameCache) (string, error) {
 	switch string(b) {
 	case FieldDistanceM:
 		return FieldDistanceM, nil
@@ -298,5 +398,5 @@ func fieldName(b []byte) (string, error) {
 			return "", fmt.Errorf("%q: want only letters, digits, '_', '-' and '.'", b)
 		}
 	}
-	return string(b), nil
+	return c.intern(b), nil
 }

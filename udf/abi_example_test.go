@@ -49,7 +49,7 @@ func TestWorkedExample(t *testing.T) {
 	if !bytes.Equal(in, d["input"]) {
 		t.Errorf("ABI.md input dump differs from the encoder:\n doc: %x\nhost: %x", d["input"], in)
 	}
-	res, err := decodeOutput(d["output"], 2, outputLimits{maxState: 100, maxOutputs: 32})
+	res, err := decodeOutput(d["output"], 2, outputLimits{maxState: 100, maxOutputs: 32}, nil)
 	if err != nil {
 		t.Fatalf("ABI.md output dump: %v", err)
 	}

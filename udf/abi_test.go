@@ -1,10 +1,16 @@
 package udf
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"math"
+	"strconv"
 	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/sailstream/sailstream/telemetry"
 )
 
 // out builds an output buffer for the decoder tests.
@@ -53,7 +59,7 @@ func validOutput() []byte {
 var testLimits = outputLimits{maxState: 1024, maxOutputs: 16}
 
 func TestDecodeOutput(t *testing.T) {
-	res, err := decodeOutput(validOutput(), 1, testLimits)
+	res, err := decodeOutput(validOutput(), 1, testLimits, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +100,7 @@ func TestDecodeOutputRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := decodeOutput(tt.b, tt.n, testLimits)
+			_, err := decodeOutput(tt.b, tt.n, testLimits, nil)
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("error %v, want %v", err, tt.want)
 			}
@@ -108,8 +114,9 @@ func FuzzDecodeOutput(f *testing.F) {
 	f.Add(validOutput(), uint8(1))
 	f.Add(newOut().b, uint8(0))
 	f.Add(newOut().set(4, 1).set(40, 48).set(44, 0).b, uint8(3))
+	var names nameCache // shared by the runs, as by an instance's calls
 	f.Fuzz(func(t *testing.T, b []byte, n uint8) {
-		res, err := decodeOutput(b, int(n), testLimits)
+		res, err := decodeOutput(b, int(n), testLimits, &names)
 		if err != nil {
 			return
 		}
@@ -129,4 +136,50 @@ func FuzzDecodeOutput(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestEncodeOverwritesEverything: the host encodes the input in place, in
+// guest memory that holds whatever the guest left there, so every byte
+// (padding and reserved fields too) must be written.
+func TestEncodeOverwritesEverything(t *testing.T) {
+	rs := []telemetry.Reading{
+		{Seq: 1, Time: time.Unix(1, 0), Lat: 52, Lon: 21, Fields: map[string]float64{"hdg": 1.5, "battery": 0.5}},
+		{Seq: 2, Time: time.Unix(2, 0), Lat: 52.05, Lon: 21},
+		{Seq: 3, Time: time.Unix(3, 0), Lat: 52.1, Lon: 21, Fields: map[string]float64{"heel": 12}},
+	}
+	for _, device := range []string{"b", "b1", "boat-123"} { // different padding
+		want := encodeInput(nil, []byte("st"), device, rs)
+		var e inputEncoder
+		for range 2 { // the second time with the scratch space of the first
+			n := e.measure([]byte("st"), device, rs)
+			got := bytes.Repeat([]byte{0xa5}, n)
+			e.write(got, []byte("st"), device, rs)
+			if !bytes.Equal(got, want) {
+				t.Fatalf("device %q: encoding over garbage\n got %x\nwant %x", device, got, want)
+			}
+		}
+	}
+}
+
+// TestNameCache: names that are not constants are interned, up to a bound.
+func TestNameCache(t *testing.T) {
+	var c nameCache
+	a, err := fieldName([]byte("heel_deg"), &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := fieldName([]byte("heel_deg"), &c); unsafe.StringData(a) != unsafe.StringData(b) {
+		t.Fatal("second lookup allocated a new string")
+	}
+	for i := range 2 * maxCachedNames {
+		if _, err := fieldName([]byte("n"+strconv.Itoa(i)), &c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(c.m) != maxCachedNames {
+		t.Fatalf("cache holds %d names, want the bound %d", len(c.m), maxCachedNames)
+	}
+	if _, err := fieldName([]byte("bad name"), &c); err == nil {
+		t.Fatal("bad name accepted")
+	}
 }

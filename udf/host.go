@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -298,7 +299,6 @@ type Module struct {
 	info     Info
 	pool     *pool
 	closed   atomic.Bool
-	bufs     sync.Pool
 
 	mu   sync.Mutex
 	live map[*instance]struct{} // to interrupt running calls on Close
@@ -338,13 +338,7 @@ func (m *Module) Process(ctx context.Context, state []byte, device string, readi
 	if err != nil {
 		return Result{}, err
 	}
-	bp, _ := m.bufs.Get().(*[]byte)
-	if bp == nil {
-		bp = new([]byte)
-	}
-	*bp = encodeInput(*bp, state, device, readings)
-	res, err := inst.call(ctx, m, *bp, len(readings))
-	m.bufs.Put(bp)
+	res, err := inst.call(ctx, m, state, device, readings)
 	if err != nil {
 		var ce *CallError
 		if errors.As(err, &ce) && ce.Kind == ErrGuest {
@@ -403,6 +397,8 @@ type instance struct {
 	process api.Function
 	stderr  *tailBuffer
 	stack   [2]uint64
+	enc     inputEncoder // scratch space of the batches' encoding
+	names   nameCache    // the field names the guest's outputs use
 
 	// The interrupt (interrupt.go): arm makes fireFn set it when the
 	// call's deadline passes (timer, reused from call to call) or its
@@ -542,20 +538,26 @@ func (in *instance) setInterrupt(v uint64) {
 	in.imu.Unlock()
 }
 
-// call makes the alloc and process calls of one batch under the module's
-// deadline and decodes the output.
-func (in *instance) call(ctx context.Context, m *Module, input []byte, nReadings int) (Result, error) {
+// call encodes one batch, makes its alloc and process calls under the
+// module's deadline and decodes the output.
+func (in *instance) call(ctx context.Context, m *Module, state []byte, device string, readings []telemetry.Reading) (Result, error) {
+	nReadings := len(readings)
+	size := in.enc.measure(state, device, readings)
 	in.arm(ctx, m.lim.CallTimeout)
-	in.stack[0] = uint64(len(input))
+	in.stack[0] = uint64(size)
 	if err := in.alloc.CallWithStack(ctx, in.stack[:]); err != nil {
 		return Result{}, in.failure(ctx, m, err, in.disarm())
 	}
 	ptr := uint32(in.stack[0])
-	if ptr == 0 || !in.mem.Write(ptr, input) {
+	// The input is encoded in place, in the guest's memory: the view is
+	// valid until the guest runs again (only it can grow its memory).
+	dst, ok := in.mem.Read(ptr, uint32(size))
+	if ptr == 0 || !ok || uint64(size) > math.MaxUint32 {
 		in.disarm()
-		return Result{}, &CallError{Kind: ErrMalformedOutput, Err: fmt.Errorf("%s(%d) returned %d, outside the %d-byte memory", exportAlloc, len(input), ptr, in.mem.Size())}
+		return Result{}, &CallError{Kind: ErrMalformedOutput, Err: fmt.Errorf("%s(%d) returned %d, outside the %d-byte memory", exportAlloc, size, ptr, in.mem.Size())}
 	}
-	in.stack[0], in.stack[1] = uint64(ptr), uint64(len(input))
+	in.enc.write(dst, state, device, readings)
+	in.stack[0], in.stack[1] = uint64(ptr), uint64(size)
 	err := in.process.CallWithStack(ctx, in.stack[:])
 	if fired := in.disarm(); err != nil {
 		return Result{}, in.failure(ctx, m, err, fired)
@@ -568,7 +570,7 @@ func (in *instance) call(ctx context.Context, m *Module, input []byte, nReadings
 	if !ok {
 		return Result{}, &CallError{Kind: ErrMalformedOutput, Err: fmt.Errorf("%w: [%d, +%d) outside the %d-byte memory", ErrMalformedOutput, outPtr, outLen, in.mem.Size())}
 	}
-	res, err := decodeOutput(out, nReadings, outputLimits{maxState: m.lim.MaxStateBytes, maxOutputs: max(1, nReadings) * m.lim.MaxOutputsPerReading})
+	res, err := decodeOutput(out, nReadings, outputLimits{maxState: m.lim.MaxStateBytes, maxOutputs: max(1, nReadings) * m.lim.MaxOutputsPerReading}, &in.names)
 	if err != nil {
 		kind := ErrMalformedOutput
 		if errors.Is(err, ErrGuest) {

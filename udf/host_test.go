@@ -86,7 +86,7 @@ func TestInstancesAgree(t *testing.T) {
 	defer m.pool.put(b)
 	call := func(in *instance, state []byte, batch []telemetry.Reading) Result {
 		t.Helper()
-		res, err := in.call(ctx, m, encodeInput(nil, state, "boat-1", batch), len(batch))
+		res, err := in.call(ctx, m, state, "boat-1", batch)
 		if err != nil {
 			t.Fatal(err)
 		}

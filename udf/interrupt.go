@@ -251,6 +251,15 @@ func instrument(wasm []byte) (out []byte, err error) {
 			}
 			emit(secExport, b)
 			addedExport = true
+		case secMemory:
+			if !addedMemory {
+				// A memory section declaring no memory: replace it with
+				// ours rather than adding a second memory section.
+				emit(secMemory, []byte{1, 0x00, 0x00})
+				addedMemory = true
+				continue
+			}
+			emit(s.id, s.body)
 		case secStart:
 			// Dropped: exported as startExport, called by the host.
 		case secCode:
