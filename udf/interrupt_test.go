@@ -227,9 +227,13 @@ func TestCloseInterruptsACall(t *testing.T) {
 // Many short calls under a short deadline, each well within it, all pass;
 // then an infinite loop still times out.
 func TestDeadlineIsPerCall(t *testing.T) {
-	m := load(t, "loop", Limits{CallTimeout: 50 * time.Millisecond, Instances: 1})
+	// Calls that each finish well within the deadline keep succeeding
+	// long after the deadline would have passed had it been cumulative.
+	// (The deadline is generous so a loaded machine cannot push one quick
+	// call over it.)
+	m := load(t, "loop", Limits{CallTimeout: 250 * time.Millisecond, Instances: 1})
 	ctx := context.Background()
-	deadline := time.Now().Add(300 * time.Millisecond)
+	deadline := time.Now().Add(1200 * time.Millisecond)
 	n := 0
 	for time.Now().Before(deadline) {
 		if _, err := m.Process(ctx, nil, "boat-1", track(3, 1)); err != nil {
