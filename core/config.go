@@ -20,6 +20,7 @@ const (
 	DefaultGroup         = "sailstream-core"
 	DefaultPartitions    = 6
 	DefaultMaxOutOfOrder = 2 * time.Second
+	DefaultIdleTimeout   = 5 * time.Second
 
 	// A module version that fails DefaultQuarantineAfter batches in a row,
 	// or more than DefaultQuarantineRatio of the last
@@ -62,11 +63,23 @@ type Config struct {
 	// Partitions is the partition count used when a topic does not exist
 	// yet and the processor creates it (existing topics are left alone).
 	Partitions int32
-	// MaxOutOfOrder is the allowed out-of-orderness of event time (zero
-	// means DefaultMaxOutOfOrder): a
-	// partition's watermark is the largest event time seen on it minus
-	// MaxOutOfOrder, and readings behind it are late.
-	MaxOutOfOrder time.Duration
+	// MaxOutOfOrder is the allowed out-of-orderness of event time; nil
+	// means DefaultMaxOutOfOrder. A partition's watermark is the largest
+	// event time seen on it minus MaxOutOfOrder; readings behind it are
+	// late, readings ahead of it are buffered and released per device in
+	// event-time order once the operator's watermark passes them (adding
+	// up to MaxOutOfOrder of latency). Zero turns buffering off: readings
+	// are processed as they arrive and one older than its partition's
+	// newest is late. See docs/streaming.md.
+	MaxOutOfOrder *time.Duration
+	// AllowedLateness accepts readings up to this much behind the
+	// watermark (they are still not put before a reading of their device
+	// already released). Zero: none.
+	AllowedLateness time.Duration
+	// IdleTimeout: a partition that brought no record for this long
+	// (processing time) stops holding back the operator's watermark and
+	// releases what it buffered. Zero means DefaultIdleTimeout.
+	IdleTimeout time.Duration
 	// CacheDir holds compiled UDFs across restarts. Empty means
 	// $XDG_CACHE_HOME/sailstream/wasm (os.UserCacheDir); "-" keeps the
 	// cache in memory only. Unused when Engine is set.
@@ -110,8 +123,14 @@ func (c Config) Validate() error {
 	if c.Partitions < 1 {
 		errs = append(errs, fmt.Errorf("partitions %d: must be at least 1", c.Partitions))
 	}
-	if c.MaxOutOfOrder < 0 {
-		errs = append(errs, fmt.Errorf("max out-of-order %s: must not be negative", c.MaxOutOfOrder))
+	if *c.MaxOutOfOrder < 0 {
+		errs = append(errs, fmt.Errorf("max out-of-order %s: must not be negative", *c.MaxOutOfOrder))
+	}
+	if c.AllowedLateness < 0 {
+		errs = append(errs, fmt.Errorf("allowed lateness %s: must not be negative", c.AllowedLateness))
+	}
+	if c.IdleTimeout < 0 {
+		errs = append(errs, fmt.Errorf("idle timeout %s: must not be negative", c.IdleTimeout))
 	}
 	if c.QuarantineWindow < 0 {
 		errs = append(errs, fmt.Errorf("quarantine window %d: must not be negative", c.QuarantineWindow))
@@ -170,8 +189,11 @@ func (c Config) withDefaults() Config {
 	if c.Partitions == 0 {
 		c.Partitions = DefaultPartitions
 	}
-	if c.MaxOutOfOrder == 0 {
-		c.MaxOutOfOrder = DefaultMaxOutOfOrder
+	if c.MaxOutOfOrder == nil {
+		c.MaxOutOfOrder = new(DefaultMaxOutOfOrder)
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
 	}
 	if c.Now == nil {
 		c.Now = time.Now

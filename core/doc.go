@@ -8,18 +8,25 @@
 //
 //   - Nothing is silently dropped. A payload that does not decode goes to
 //     telemetry.dlq byte-exact with the reason in a header; a reading behind
-//     the event-time watermark, or not newer than the device's last accepted
-//     reading, goes to telemetry.late byte-exact with the reason; a reading a
+//     the event-time watermark, not newer than the device's last accepted
+//     reading, or a redelivered duplicate, goes to telemetry.late byte-exact
+//     with the reason; a reading a
 //     UDF fails on (trap, timeout, memory, malformed output, guest error)
 //     goes to telemetry.dlq byte-exact with reason udf_*, the error (with the
 //     guest's stderr tail) and the UDF's name and version. All are counted,
 //     so a dashboard shows what the map does not.
 //
-//   - Event time, not arrival time, decides what is late. Each partition of
+//   - Event time, not arrival time, decides what is late and in which order
+//     readings are processed (docs/streaming.md). Each partition of
 //     telemetry.raw keeps its own watermark (the largest event time seen
-//     minus Config.MaxOutOfOrder): the bridge keys records by device, so one
-//     device's readings stay on one partition in order, and a partition's
-//     watermark is not held back or pushed ahead by unrelated partitions.
+//     minus Config.MaxOutOfOrder), which decides lateness: the bridge keys
+//     records by device, so one device's readings stay on one partition.
+//     On-time readings wait in a per-device reorder buffer and are released
+//     in event-time order once the operator's watermark (the minimum over
+//     the partitions not idle for Config.IdleTimeout) passes them, so motion
+//     is computed on ordered positions. Duplicates (same device, seq and
+//     event time, as MQTT QoS 1 redelivers) are recognised from a window of
+//     each device's recent readings and not processed twice.
 //
 //   - UDFs come from the registry, not from the core's configuration. Every
 //     instance reads the whole compacted registry topic (udf/registry) from
@@ -61,7 +68,8 @@
 //     telemetry.shadow; it never touches telemetry.enriched.
 //
 //   - Delivery is at-least-once for now: every output of one poll is
-//     produced and flushed before the polled offsets are committed, and
+//     produced and flushed before offsets are committed, never past a
+//     reading still buffered (a restart consumes it again), and
 //     rebalances are held off while a poll is being processed
 //     (kgo.BlockRebalanceOnPoll), so offsets are never committed for a
 //     partition this instance no longer owns. Per-device state lives in

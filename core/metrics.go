@@ -9,13 +9,16 @@ import (
 
 // metrics are the processor's Prometheus collectors.
 type metrics struct {
-	in        prometheus.Counter
-	enriched  prometheus.Counter
-	late      *prometheus.CounterVec // device
-	dlq       *prometheus.CounterVec // reason
-	latency   prometheus.Histogram   // now − received_at
-	watermark *prometheus.GaugeVec   // partition
-	commitErr prometheus.Counter     // failed offset commits (reprocessed later)
+	in         prometheus.Counter
+	enriched   prometheus.Counter
+	late       *prometheus.CounterVec // device
+	dlq        *prometheus.CounterVec // reason
+	latency    prometheus.Histogram   // now − received_at
+	watermark  *prometheus.GaugeVec   // partition
+	commitErr  prometheus.Counter     // failed offset commits (reprocessed later)
+	duplicates *prometheus.CounterVec // device
+	buffered   prometheus.Gauge
+	idle       prometheus.Gauge
 
 	udfCalls       *prometheus.CounterVec   // udf, version
 	udfFailures    *prometheus.CounterVec   // udf, reason
@@ -39,7 +42,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		late: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sailstream_core_late_total",
-			Help: "Readings sent to the late topic (behind the watermark or out of order), by device.",
+			Help: "Readings sent to the late topic behind the watermark or out of order, by device (duplicates are counted in sailstream_core_duplicates_total).",
 		}, []string{"device"}),
 		dlq: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sailstream_core_dlq_total",
@@ -57,6 +60,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		commitErr: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sailstream_core_commit_errors_total",
 			Help: "Offset commits that failed; the records after the last good commit are processed again (at-least-once).",
+		}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sailstream_core_duplicates_total",
+			Help: "Readings recognised as redeliveries of an accepted reading (same device, seq and event time), by device; kept in the late topic with reason duplicate, not processed again.",
+		}, []string{"device"}),
+		buffered: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sailstream_core_buffered_readings",
+			Help: "Accepted readings waiting in the reorder buffers for the event-time watermark.",
+		}),
+		idle: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sailstream_core_idle_partitions",
+			Help: "Assigned raw-topic partitions idle longer than the idle timeout (not holding back the watermark).",
 		}),
 		udfCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sailstream_core_udf_calls_total",
@@ -93,7 +108,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Records of the UDF registry topic that could not be applied (skipped).",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.in, m.enriched, m.late, m.dlq, m.latency, m.watermark, m.commitErr,
+	for _, c := range []prometheus.Collector{m.in, m.enriched, m.late, m.dlq, m.latency, m.watermark, m.commitErr, m.duplicates, m.buffered, m.idle,
 		m.udfCalls, m.udfFailures, m.udfCallSeconds, m.quarantined, m.swaps, m.swapPause, m.shadowOutputs, m.registryBad} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError

@@ -7,12 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sailstream/sailstream/internal/kafkatopic"
 	"github.com/sailstream/sailstream/telemetry"
@@ -47,11 +50,13 @@ type Processor struct {
 	readyOnce sync.Once
 	started   atomic.Bool
 
-	// mu guards parts and pending. The poll loop holds it while handling
-	// a poll; the rebalance callbacks take it to drop revoked partitions.
-	mu      sync.Mutex
-	parts   map[int32]*partitionState // raw-topic partition → state
-	pending map[int32]*kgo.Record     // last produced-but-uncommitted record per partition
+	// mu guards parts, pending and committed. The poll loop holds it
+	// while handling a poll; the rebalance callbacks take it to add
+	// assigned and drop revoked partitions.
+	mu        sync.Mutex
+	parts     map[int32]*partitionState // raw-topic partition → state
+	pending   map[int32]kgo.EpochOffset // offset to commit per partition, once its outputs are flushed
+	committed map[int32]kgo.EpochOffset // last offset committed per partition
 
 	router    *router
 	health    *health // loop only
@@ -69,13 +74,14 @@ func New(cfg Config) (*Processor, error) {
 		return nil, err
 	}
 	return &Processor{
-		cfg:     cfg,
-		m:       m,
-		ready:   make(chan struct{}),
-		parts:   make(map[int32]*partitionState),
-		pending: make(map[int32]*kgo.Record),
-		router:  newRouter(cfg.Engine, cfg.Logger, m),
-		health:  newHealth(cfg),
+		cfg:       cfg,
+		m:         m,
+		ready:     make(chan struct{}),
+		parts:     make(map[int32]*partitionState),
+		pending:   make(map[int32]kgo.EpochOffset),
+		committed: make(map[int32]kgo.EpochOffset),
+		router:    newRouter(cfg.Engine, cfg.Logger, m),
+		health:    newHealth(cfg),
 	}, nil
 }
 
@@ -156,7 +162,8 @@ func (p *Processor) Run(ctx context.Context) error {
 	log.Info("core started", "brokers", p.cfg.KafkaBrokers, "group", p.cfg.Group,
 		"raw", p.cfg.Topics.Raw, "enriched", p.cfg.Topics.Enriched,
 		"late", p.cfg.Topics.Late, "dlq", p.cfg.Topics.DLQ, "shadow", p.cfg.Topics.Shadow,
-		"registry", p.cfg.Topics.Registry, "max_out_of_order", p.cfg.MaxOutOfOrder, "udfs", p.router.cur.Load().sig)
+		"registry", p.cfg.Topics.Registry, "max_out_of_order", *p.cfg.MaxOutOfOrder,
+		"allowed_lateness", p.cfg.AllowedLateness, "idle_timeout", p.cfg.IdleTimeout, "udfs", p.router.cur.Load().sig)
 
 	runErr := p.loop(ctx, work, cl)
 	if runErr == nil {
@@ -191,16 +198,24 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 	return nil
 }
 
-// loop polls, handles, produces and commits until ctx ends.
+// loop polls, handles, produces and commits until ctx ends. A poll waits
+// at most a short tick for records, so that buffered readings are released
+// as partitions fall idle even when nothing arrives.
 func (p *Processor) loop(ctx, work context.Context, cl *kgo.Client) error {
+	tick := min(max(p.cfg.IdleTimeout/10, 10*time.Millisecond), 250*time.Millisecond)
 	for {
-		fetches := cl.PollRecords(ctx, maxPollRecords)
+		pctx, cancel := context.WithTimeout(ctx, tick)
+		fetches := cl.PollRecords(pctx, maxPollRecords)
+		cancel()
 		if fetches.IsClientClosed() || ctx.Err() != nil {
 			// Records polled here are not handled and not
 			// committed: the next owner of the partitions gets them.
 			return nil
 		}
 		fetches.EachError(func(topic string, partition int32, err error) {
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+				return // the poll tick
+			}
 			p.cfg.Logger.Warn("fetch error", "topic", topic, "partition", partition, "err", err)
 		})
 		if err := p.handlePoll(ctx, work, cl, fetches); err != nil {
@@ -210,37 +225,59 @@ func (p *Processor) loop(ctx, work context.Context, cl *kgo.Client) error {
 	}
 }
 
-// handlePoll turns one poll into output records, produces them all, waits
-// for every acknowledgement and then commits the polled offsets.
+// handlePoll turns one poll into output records (and releases what the
+// watermarks let out of the reorder buffers, even when the poll is empty),
+// produces them all, waits for every acknowledgement and then commits, per
+// partition, up to the lowest offset still buffered.
 func (p *Processor) handlePoll(ctx, work context.Context, cl *kgo.Client, fetches kgo.Fetches) error {
 	var (
-		out  []*kgo.Record
-		last = make(map[int32]*kgo.Record)
-		err  error
+		out     []*kgo.Record
+		commits = make(map[int32]kgo.EpochOffset)
+		err     error
 	)
 	// One routing table for the whole poll: no reading is processed half
 	// by one UDF version and half by another.
 	tbl := p.acquireTable()
 	defer p.router.release()
+	wall := time.Now() // processing time, for idleness (p.cfg.Now may be a fixed test clock)
 	p.mu.Lock()
 	fetches.EachPartition(func(ftp kgo.FetchTopicPartition) {
 		if err != nil || ftp.Topic != p.cfg.Topics.Raw || len(ftp.Records) == 0 {
 			return
 		}
-		st := p.parts[ftp.Partition]
-		if st == nil {
-			st = newPartitionState(p.cfg.MaxOutOfOrder)
-			p.parts[ftp.Partition] = st
-		}
+		st := p.partition(ftp.Partition, wall)
+		st.active = wall
 		now := p.cfg.Now()
 		if out, err = p.handleRecords(work, tbl, st, ftp.Records, now, out); err != nil {
 			return
 		}
-		last[ftp.Partition] = ftp.Records[len(ftp.Records)-1]
 		if wm, ok := st.watermark(); ok {
 			p.m.watermark.WithLabelValues(strconv.Itoa(int(ftp.Partition))).Set(p.cfg.Now().Sub(wm).Seconds())
 		}
 	})
+	if err == nil {
+		now := p.cfg.Now()
+		releaseReady(p.parts, wall, p.cfg.IdleTimeout, func(_ int32, st *partitionState, batches []deviceBatch) {
+			for _, b := range batches {
+				if err != nil {
+					return
+				}
+				out, err = p.runDevice(work, tbl, st, b, now, out)
+			}
+		})
+	}
+	buffered, idle := 0, 0
+	for part, st := range p.parts {
+		buffered += st.buffered
+		if st.idle(wall, p.cfg.IdleTimeout) {
+			idle++
+		}
+		if eo, ok := st.commitOffset(); ok && eo != p.committed[part] {
+			commits[part] = eo
+		}
+	}
+	p.m.buffered.Set(float64(buffered))
+	p.m.idle.Set(float64(idle))
 	p.mu.Unlock()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -251,7 +288,7 @@ func (p *Processor) handlePoll(ctx, work context.Context, cl *kgo.Client, fetche
 		// nothing of this poll is committed, so nothing is lost.
 		return err
 	}
-	if len(last) == 0 {
+	if len(out) == 0 && len(commits) == 0 {
 		return nil
 	}
 
@@ -266,12 +303,27 @@ func (p *Processor) handlePoll(ctx, work context.Context, cl *kgo.Client, fetche
 	}
 
 	p.mu.Lock()
-	for part, rec := range last {
-		p.pending[part] = rec
+	for part, eo := range commits {
+		if p.parts[part] != nil { // not revoked meanwhile
+			p.pending[part] = eo
+		}
 	}
 	p.mu.Unlock()
 	p.commitPending(work, cl, nil)
 	return nil
+}
+
+// partition returns the state of a raw-topic partition, creating it (active
+// at now) when missing. The caller holds p.mu.
+func (p *Processor) partition(part int32, now time.Time) *partitionState {
+	st := p.parts[part]
+	if st == nil {
+		st = newPartitionState(*p.cfg.MaxOutOfOrder)
+		st.allowedLateness = p.cfg.AllowedLateness
+		st.active = now
+		p.parts[part] = st
+	}
+	return st
 }
 
 // acquireTable loads the current routing table for one poll and, when it
@@ -293,42 +345,66 @@ func (p *Processor) acquireTable() *table {
 // partitions (all when only is nil). A failed commit is logged and counted:
 // the offsets stay pending and the records after the last good commit are
 // processed again by whoever consumes the partition next.
+//
+// A pending offset never passes a reading still in a reorder buffer: the
+// buffers live in memory only, so a reading is committed only once its
+// output is flushed, and a restart or the next owner of the partition
+// consumes every buffered reading again (at-least-once: the readings after
+// it that were already released are then produced again too).
 func (p *Processor) commitPending(ctx context.Context, cl *kgo.Client, only []int32) {
 	p.mu.Lock()
-	var recs []*kgo.Record
+	offs := make(map[int32]kgo.EpochOffset)
 	if only == nil {
-		for _, r := range p.pending {
-			recs = append(recs, r)
-		}
+		maps.Copy(offs, p.pending)
 	} else {
 		for _, part := range only {
-			if r := p.pending[part]; r != nil {
-				recs = append(recs, r)
+			if eo, ok := p.pending[part]; ok {
+				offs[part] = eo
 			}
 		}
 	}
 	p.mu.Unlock()
-	if len(recs) == 0 {
+	if len(offs) == 0 {
 		return
 	}
-	if err := cl.CommitRecords(ctx, recs...); err != nil {
+	var cerr error
+	cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{p.cfg.Topics.Raw: offs},
+		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+			if err != nil {
+				cerr = err
+				return
+			}
+			for _, t := range resp.Topics {
+				for _, pt := range t.Partitions {
+					if err := kerr.ErrorForCode(pt.ErrorCode); err != nil && cerr == nil {
+						cerr = err
+					}
+				}
+			}
+		})
+	if cerr != nil {
 		p.m.commitErr.Inc()
-		p.cfg.Logger.Warn("offset commit failed; records will be processed again", "err", err)
+		p.cfg.Logger.Warn("offset commit failed; records will be processed again", "err", cerr)
 		return
 	}
 	p.mu.Lock()
-	for _, r := range recs {
-		if p.pending[r.Partition] == r {
-			delete(p.pending, r.Partition)
+	for part, eo := range offs {
+		if p.pending[part] == eo {
+			delete(p.pending, part)
+		}
+		if p.parts[part] != nil {
+			p.committed[part] = eo
 		}
 	}
 	p.mu.Unlock()
 }
 
 // handleRecords admits one partition's records of a poll (decode,
-// validate, event time: rejects go to the DLQ and late topics at once),
-// groups the accepted readings by device in event order, runs each device's
-// UDF once on its batch and appends everything to produce to out.
+// validate, event time, duplicates: rejects go to the DLQ and late topics
+// at once). With buffering, accepted readings wait in the partition's
+// reorder buffer for the watermark (releaseReady); without, they are
+// grouped by device in arrival order and each device's UDF runs once on its
+// batch. Everything to produce is appended to out.
 func (p *Processor) handleRecords(ctx context.Context, tbl *table, st *partitionState, recs []*kgo.Record, now time.Time, out []*kgo.Record) ([]*kgo.Record, error) {
 	var batches []deviceBatch
 	index := map[string]int{}
@@ -341,9 +417,19 @@ func (p *Processor) handleRecords(ctx context.Context, tbl *table, st *partition
 			out = append(out, p.dlqRecord(rec, reason, err))
 			continue
 		}
-		if v, lateBy, _ := st.admit(r); v != accepted {
+		switch v, lateBy := st.admit(r); v {
+		case accepted:
+		case duplicate:
+			p.m.duplicates.WithLabelValues(r.Device).Inc()
+			out = append(out, p.lateRecord(rec, v, lateBy))
+			continue
+		default:
 			p.m.late.WithLabelValues(r.Device).Inc()
 			out = append(out, p.lateRecord(rec, v, lateBy))
+			continue
+		}
+		if st.buffering() {
+			st.hold(pendingReading{rec: rec, r: r})
 			continue
 		}
 		i, ok := index[r.Device]
@@ -353,6 +439,9 @@ func (p *Processor) handleRecords(ctx context.Context, tbl *table, st *partition
 			batches = append(batches, deviceBatch{device: r.Device})
 		}
 		batches[i].items = append(batches[i].items, pendingReading{rec: rec, r: r})
+	}
+	if len(recs) > 0 {
+		st.handled(recs[len(recs)-1])
 	}
 	for _, b := range batches {
 		var err error
@@ -386,7 +475,9 @@ func (p *Processor) lateRecord(rec *kgo.Record, v verdict, lateBy time.Duration)
 	var msg string
 	switch v {
 	case behindWatermark:
-		msg = fmt.Sprintf("event time is %s behind the partition watermark (allowed out-of-orderness %s)", lateBy, p.cfg.MaxOutOfOrder)
+		msg = fmt.Sprintf("event time is %s behind the partition watermark (allowed out-of-orderness %s, allowed lateness %s)", lateBy, *p.cfg.MaxOutOfOrder, p.cfg.AllowedLateness)
+	case duplicate:
+		msg = "the device's reading with this seq and event time was already accepted (redelivery); not processed again"
 	default:
 		msg = fmt.Sprintf("event time is not after the device's last accepted reading (%s earlier)", lateBy)
 	}
@@ -400,17 +491,26 @@ func (p *Processor) lateRecord(rec *kgo.Record, v verdict, lateBy time.Duration)
 	return &kgo.Record{Topic: p.cfg.Topics.Late, Key: rec.Key, Value: rec.Value, Headers: h}
 }
 
-// onAssigned closes Ready on the first assignment that holds a raw-topic
-// partition.
+// onAssigned starts the state of the assigned raw-topic partitions (each
+// holds the operator's watermark back until it has one or falls idle) and
+// closes Ready on the first assignment that holds a raw-topic partition.
 func (p *Processor) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
 	p.cfg.Logger.Info("partitions assigned", "partitions", assigned)
+	p.mu.Lock()
+	now := time.Now()
+	for _, part := range assigned[p.cfg.Topics.Raw] {
+		p.partition(part, now)
+	}
+	p.mu.Unlock()
 	if len(assigned[p.cfg.Topics.Raw]) > 0 {
 		p.readyOnce.Do(func() { close(p.ready) })
 	}
 }
 
 // onRevoked commits what was produced for the revoked partitions, then
-// drops their state: the next owner rebuilds it.
+// drops their state, reorder buffers included: the commit stays below the
+// buffered readings, so the next owner consumes them again and rebuilds
+// the state.
 func (p *Processor) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
 	parts := revoked[p.cfg.Topics.Raw]
 	if len(parts) == 0 {
@@ -438,6 +538,7 @@ func (p *Processor) drop(parts []int32) {
 	for _, part := range parts {
 		delete(p.parts, part)
 		delete(p.pending, part)
+		delete(p.committed, part)
 		p.m.watermark.DeleteLabelValues(strconv.Itoa(int(part)))
 	}
 }

@@ -33,7 +33,7 @@ func TestConfigValidate(t *testing.T) {
 		{"no brokers", func(c *Config) { c.KafkaBrokers = nil }, "no Kafka brokers"},
 		{"empty broker", func(c *Config) { c.KafkaBrokers = []string{""} }, "empty Kafka broker"},
 		{"negative partitions", func(c *Config) { c.Partitions = -1 }, "partitions -1"},
-		{"negative out-of-order", func(c *Config) { c.MaxOutOfOrder = -time.Second }, "must not be negative"},
+		{"negative out-of-order", func(c *Config) { c.MaxOutOfOrder = new(-time.Second) }, "must not be negative"},
 		{"same topic twice", func(c *Config) { c.Topics.Late = telemetry.TopicDLQ }, "both"},
 		{"raw equals enriched default", func(c *Config) { c.Topics.Raw = telemetry.TopicEnriched }, "both"},
 		{"shadow equals dlq", func(c *Config) { c.Topics.Shadow = "x"; c.Topics.DLQ = "x" }, "both"},
@@ -130,10 +130,10 @@ func scenarioCases() []rawCase {
 			out: "enriched", motion: Movement{DistanceM: 20, SpeedMS: 2.5, SpeedKn: 2.5 * 3600 / 1852.0, CourseDeg: 90}},
 		{name: "boat-2 behind the watermark", key: "boat-2", payload: payload("boat-2", 2, 5*time.Second, 52.47, 21.03),
 			out: "late", reason: telemetry.ReasonBehindWatermark, lateBy: "3s"},
-		{name: "boat-1 older than its last", key: "boat-1", payload: payload("boat-1", 4, 9*time.Second, 52.46, 21.02),
-			out: "late", reason: telemetry.ReasonOutOfOrder, lateBy: "1s"},
-		{name: "boat-1 redelivered", key: "boat-1", payload: payload("boat-1", 3, 10*time.Second, e1.Lat, e1.Lon),
+		{name: "boat-1 at the event time of its buffered reading", key: "boat-1", payload: payload("boat-1", 4, 10*time.Second, 52.46, 21.02),
 			out: "late", reason: telemetry.ReasonOutOfOrder, lateBy: "0s"},
+		{name: "boat-1 redelivered", key: "boat-1", payload: payload("boat-1", 3, 10*time.Second, e1.Lat, e1.Lon),
+			out: "late", reason: telemetry.ReasonDuplicate, lateBy: "0s"},
 		{name: "NaN latitude as a string", key: "boat-2", payload: []byte(`{"seq":3,"time":"2026-06-01T12:00:09Z","lat":"NaN","lon":21.03}`),
 			out: "dlq", reason: telemetry.ReasonInvalidPosition},
 		{name: "device id with +", key: "boat+1", payload: []byte(`{"seq":1,"time":"2026-06-01T12:00:09Z","lat":52.46,"lon":21.02}`),
@@ -242,13 +242,21 @@ func runScenario(t *testing.T, brokers []string, topics Topics, group string) {
 		t.Errorf("readings_enriched_total = %g, want %d", got, wantEnriched)
 	}
 	wantLateBy := map[string]float64{}
+	wantDupBy := map[string]float64{}
 	wantDLQBy := map[string]float64{}
 	for _, c := range cases {
-		switch c.out {
-		case "late":
+		switch {
+		case c.out == "late" && c.reason == telemetry.ReasonDuplicate:
+			wantDupBy[c.key]++
+		case c.out == "late":
 			wantLateBy[c.key]++
-		case "dlq":
+		case c.out == "dlq":
 			wantDLQBy[c.reason]++
+		}
+	}
+	for dev, n := range wantDupBy {
+		if got := metricValue(t, p.m.duplicates.WithLabelValues(dev)); got != n {
+			t.Errorf("duplicates_total{device=%q} = %g, want %g", dev, got, n)
 		}
 	}
 	for dev, n := range wantLateBy {

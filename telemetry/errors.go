@@ -29,7 +29,11 @@ const (
 	ReasonBadTopic        = "bad_topic"
 	ReasonBehindWatermark = "behind_watermark"
 	ReasonOutOfOrder      = "out_of_order"
-	ReasonOther           = "other"
+	// ReasonDuplicate marks a reading the core had already accepted (same
+	// device, seq and event time: an MQTT QoS 1 redelivery). It is kept in
+	// telemetry.late rather than dropped, and not processed twice.
+	ReasonDuplicate = "duplicate"
+	ReasonOther     = "other"
 
 	// Reasons of readings a Wasm UDF failed on (the core's dead-letter
 	// records after isolating the poison readings of a failed batch): the

@@ -75,14 +75,16 @@ func (c *bridgeCmd) Run(rc *runContext) error {
 
 type coreCmd struct {
 	kafkaFlags
-	Group         string        `help:"Kafka consumer group of the core instances." default:"sailstream-core"`
-	RawTopic      string        `help:"Input topic." default:"telemetry.raw"`
-	EnrichedTopic string        `help:"Output topic for enriched readings." default:"telemetry.enriched"`
-	LateTopic     string        `help:"Output topic for late readings." default:"telemetry.late"`
-	DLQTopic      string        `name:"dlq-topic" help:"Output topic for readings that failed to decode, validate or run through their UDF." default:"telemetry.dlq"`
-	ShadowTopic   string        `help:"Output topic comparing shadow UDF versions with the live ones." default:"telemetry.shadow"`
-	MaxOutOfOrder time.Duration `help:"Allowed out-of-orderness of event time before a reading counts as late." default:"2s"`
-	MetricsAddr   string        `help:"Where to serve Prometheus metrics on /metrics; empty disables." default:"127.0.0.1:9463"`
+	Group           string        `help:"Kafka consumer group of the core instances." default:"sailstream-core"`
+	RawTopic        string        `help:"Input topic." default:"telemetry.raw"`
+	EnrichedTopic   string        `help:"Output topic for enriched readings." default:"telemetry.enriched"`
+	LateTopic       string        `help:"Output topic for late readings." default:"telemetry.late"`
+	DLQTopic        string        `name:"dlq-topic" help:"Output topic for readings that failed to decode, validate or run through their UDF." default:"telemetry.dlq"`
+	ShadowTopic     string        `help:"Output topic comparing shadow UDF versions with the live ones." default:"telemetry.shadow"`
+	MaxOutOfOrder   time.Duration `help:"Allowed out-of-orderness of event time: readings are held up to this long to be processed in event-time order, older ones are late; 0 turns the reordering off." default:"2s"`
+	AllowedLateness time.Duration `help:"Still accept readings up to this much behind the watermark (never before a reading of their device already processed)." default:"0s"`
+	IdleTimeout     time.Duration `help:"A raw-topic partition without records for this long stops holding back the event-time watermark and releases what it buffered." default:"5s"`
+	MetricsAddr     string        `help:"Where to serve Prometheus metrics on /metrics; empty disables." default:"127.0.0.1:9463"`
 	udfFlags
 }
 
@@ -123,7 +125,7 @@ func (c *coreCmd) Run(rc *runContext) error {
 		KafkaBrokers: c.KafkaBrokers, Group: c.Group, Partitions: c.Partitions,
 		Topics: core.Topics{Raw: c.RawTopic, Enriched: c.EnrichedTopic, Late: c.LateTopic, DLQ: c.DLQTopic,
 			Shadow: c.ShadowTopic, Registry: c.RegistryTopic},
-		MaxOutOfOrder: c.MaxOutOfOrder, Engine: eng, QuarantineAfter: c.QuarantineAfter,
+		MaxOutOfOrder: &c.MaxOutOfOrder, AllowedLateness: c.AllowedLateness, IdleTimeout: c.IdleTimeout, Engine: eng, QuarantineAfter: c.QuarantineAfter,
 		Logger: rc.log.With("component", "core"), Registerer: reg,
 	})
 	if err != nil {

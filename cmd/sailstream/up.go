@@ -17,7 +17,7 @@ type upCmd struct {
 	Rate          float64       `help:"Total readings per second of the simulated fleet." default:"10"`
 	LateFraction  float64       `help:"Fraction of simulated readings published late." default:"0.05"`
 	Seed          int64         `help:"Random seed of the simulated fleet (same seed, same tracks); 0 picks one from the clock."`
-	MaxOutOfOrder time.Duration `help:"Allowed out-of-orderness of event time before a reading counts as late." default:"2s"`
+	MaxOutOfOrder time.Duration `help:"Allowed out-of-orderness of event time: readings are held up to this long to be processed in event-time order, older ones are late; 0 turns the reordering off." default:"2s"`
 	CacheDir      string        `help:"Compilation cache for UDF modules (default: the user cache directory; '-' for memory only)."`
 	AdminAddr     string        `help:"Where the UDF admin API listens; empty disables it." default:"127.0.0.1:9470"`
 	AdminToken    string        `help:"Bearer token the admin API requires (needed only off loopback)."`
@@ -36,7 +36,7 @@ func (c *upCmd) Run(rc *runContext) error {
 		KafkaDataDir:  c.KafkaDataDir,
 		HTTPAddr:      c.HTTPAddr,
 		Fleet:         embedded.FleetConfig{Devices: c.Devices, Rate: c.Rate, LateFraction: c.LateFraction, Seed: seed},
-		MaxOutOfOrder: c.MaxOutOfOrder,
+		MaxOutOfOrder: &c.MaxOutOfOrder,
 		CacheDir:      udfFlags{CacheDir: c.CacheDir}.cacheDir(),
 		AdminAddr:     c.AdminAddr,
 		AdminToken:    c.AdminToken,

@@ -49,7 +49,7 @@ func TestIntegrationPipeline(t *testing.T) {
 	log := testLogger(t)
 	webSrv, err := web.New(web.Config{Addr: "127.0.0.1:0", KafkaBrokers: brokers, EnrichedTopic: topics.Enriched, Logger: log.With("component", "web")})
 	must(t, err)
-	proc, err := core.New(core.Config{KafkaBrokers: brokers, Group: id + "-core", Topics: topics, Partitions: 3, MaxOutOfOrder: 2 * time.Second, Logger: log.With("component", "core")})
+	proc, err := core.New(core.Config{KafkaBrokers: brokers, Group: id + "-core", Topics: topics, Partitions: 3, MaxOutOfOrder: new(2 * time.Second), Logger: log.With("component", "core")})
 	must(t, err)
 	br, err := bridge.New(bridge.Config{
 		MQTTURL: mqttURL, ClientID: id + "-bridge", TopicPrefix: prefix, KafkaBrokers: brokers,
@@ -91,7 +91,9 @@ func TestIntegrationPipeline(t *testing.T) {
 				return
 			}
 			wsMu.Lock()
-			wsSeen[key{e.Device, e.Seq}]++
+			if !strings.HasPrefix(e.Device, hbPrefix) {
+				wsSeen[key{e.Device, e.Seq}]++
+			}
 			wsMu.Unlock()
 		}
 	}()
@@ -101,6 +103,9 @@ func TestIntegrationPipeline(t *testing.T) {
 	fcfg := edge.DefaultConfig()
 	fcfg.MQTTURL, fcfg.ClientID, fcfg.TopicPrefix = mqttURL, id+"-edge", prefix
 	fcfg.Seed, fcfg.Rate, fcfg.Count = 20261127, 300, n
+	// Held back 3–5 s: clearly beyond the core's 2 s reorder bound (one
+	// held barely 2 s could be reordered into place and enriched).
+	fcfg.LateMin = 3 * time.Second
 	fcfg.Logger = log.With("component", "edge")
 	plan, err := edge.Plan(fcfg, time.Unix(0, 0), n)
 	must(t, err)
@@ -130,7 +135,17 @@ func TestIntegrationPipeline(t *testing.T) {
 	}
 	pub.Disconnect(100)
 
+	// Heartbeat devices keep every partition's watermark moving with the
+	// clock while the fleet runs: the run's on-time readings end before
+	// its last held ones are published, and without newer readings the
+	// watermark would stall and a held reading within 2 s of the run's end
+	// would rightly be reordered into place rather than be late.
+	hbStop := make(chan struct{})
+	hbDone := make(chan int)
+	go func() { hbDone <- heartbeats(t, mqttURL, id+"-hb", prefix, hbStop) }()
 	must(t, fleet.Run(ctx))
+	close(hbStop)
+	nHB := <-hbDone
 
 	// What the plan says must come out.
 	onTime := map[key]edge.Emission{}
@@ -147,7 +162,7 @@ func TestIntegrationPipeline(t *testing.T) {
 		t.Fatalf("plan has %d on-time and %d late readings; the test needs both", len(onTime), len(late))
 	}
 
-	enriched := consumeN(t, ctx, brokers, topics.Enriched, len(onTime))
+	enriched := consumeN(t, ctx, brokers, topics.Enriched, len(onTime)+nHB)
 	lateRecs := consumeN(t, ctx, brokers, topics.Late, len(late))
 	dlq := consumeN(t, ctx, brokers, topics.DLQ, len(bad))
 
@@ -158,6 +173,9 @@ func TestIntegrationPipeline(t *testing.T) {
 	for _, r := range enriched {
 		var e telemetry.Enriched
 		must(t, json.Unmarshal(r.Value, &e))
+		if strings.HasPrefix(e.Device, hbPrefix) {
+			continue
+		}
 		k := key{e.Device, e.Seq}
 		seen[k]++
 		if string(r.Key) != e.Device {
@@ -384,4 +402,39 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// hbPrefix names the heartbeat devices.
+const hbPrefix = "hb-"
+
+// heartbeats publishes a reading stamped with the current time for each of
+// 12 heartbeat devices (enough to land on every partition) every 100 ms
+// until stop is closed, and returns how many it published.
+func heartbeats(t *testing.T, mqttURL, clientID, prefix string, stop <-chan struct{}) int {
+	c := connectMQTT(t, mqttURL, clientID)
+	defer c.Disconnect(100)
+	n := 0
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for seq := uint64(1); ; seq++ {
+		select {
+		case <-stop:
+			return n
+		case <-tick.C:
+		}
+		for d := 1; d <= 12; d++ {
+			dev := fmt.Sprintf("%s%d", hbPrefix, d)
+			b, err := telemetry.Encode(telemetry.Reading{Device: dev, Seq: seq, Time: time.Now().UTC(), Lat: 52.47, Lon: 21.02 + float64(d)*0.001})
+			if err != nil {
+				t.Error(err)
+				return n
+			}
+			tok := c.Publish(prefix+"/"+dev+"/telemetry", 1, false, b)
+			if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+				t.Errorf("heartbeat %s/%d: %v", dev, seq, tok.Error())
+				return n
+			}
+			n++
+		}
+	}
 }

@@ -52,8 +52,10 @@ type Config struct {
 	// Fleet configures the simulated boats; Fleet.Devices == 0 runs none
 	// (only real trackers then).
 	Fleet FleetConfig
-	// MaxOutOfOrder is the core's allowed out-of-orderness.
-	MaxOutOfOrder time.Duration
+	// MaxOutOfOrder is the core's allowed out-of-orderness of event time
+	// (core.Config.MaxOutOfOrder): nil means core.DefaultMaxOutOfOrder,
+	// zero turns the reorder buffer off.
+	MaxOutOfOrder *time.Duration
 	// Partitions is the partition count of the topics created.
 	Partitions int32
 	// CacheDir is the UDF compilation cache ("" keeps it in memory).
