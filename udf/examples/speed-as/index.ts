@@ -26,13 +26,14 @@ const COURSE = fieldName("course_deg");
 @inline function rad(d: f64): f64 { return d * PI / 180; }
 @inline function deg(r: f64): f64 { return r * 180 / PI; }
 
-// Sine and cosine of the latitudes, which geo.Distance and geo.Bearing
-// both need: computed once per reading (sincos gives the same bits as sin
-// and cos), not four times per pair. 1 is the previous fix, 2 the current.
-let sinLat1: f64 = 0, cosLat1: f64 = 0, sinLat2: f64 = 0, cosLat2: f64 = 0;
+// The sine and cosine of the latitudes, which geo.Distance and
+// geo.Bearing both need, are computed once per reading (sincos gives the
+// same bits as sin and cos), not four times per pair, and passed in: 1 is
+// the previous fix, 2 the current. Locals, not globals: a Wasm global is a
+// memory access in the compiled code, a local a register.
 
 // geo.Distance: haversine, metres.
-@inline function distance(lat1: f64, lon1: f64, lat2: f64, lon2: f64): f64 {
+@inline function distance(lat1: f64, lon1: f64, lat2: f64, lon2: f64, cosLat1: f64, cosLat2: f64): f64 {
   const dp = rad(lat2) - rad(lat1);
   const dl = rad(lon2 - lon1);
   const s1 = sin(dp / 2), s2 = sin(dl / 2);
@@ -41,7 +42,7 @@ let sinLat1: f64 = 0, cosLat1: f64 = 0, sinLat2: f64 = 0, cosLat2: f64 = 0;
 }
 
 // geo.Bearing: initial bearing in [0, 360).
-@inline function bearing(lon1: f64, lon2: f64): f64 {
+@inline function bearing(lon1: f64, lon2: f64, sinLat1: f64, cosLat1: f64, sinLat2: f64, cosLat2: f64): f64 {
   sincos(rad(lon2 - lon1));
   const y = sinOut * cosLat2;
   const x = cosLat1 * sinLat2 - sinLat1 * cosLat2 * cosOut;
@@ -68,8 +69,10 @@ function speed(b: Batch, o: Output): bool {
     o.setState(b.state, b.stateLen);
     return true;
   }
+  const kDist = DIST, kSpeed = SPEED, kCourse = COURSE; // locals, read once
   let ok = b.stateLen >= LASTFIX_SIZE && load<u32>(b.state) == TAG;
   let seq: u64 = 0, t: i64 = 0, lat: f64 = 0, lon: f64 = 0;
+  let sinLat1: f64 = 0, cosLat1: f64 = 0;
   if (ok) {
     seq = load<u64>(b.state, 4);
     t = load<i64>(b.state, 12);
@@ -82,19 +85,18 @@ function speed(b: Batch, o: Output): bool {
   for (let i = 0; i < b.count; i++) {
     const rlat = b.lat(i), rlon = b.lon(i), rt = b.timeNs(i);
     sincos(rad(rlat));
-    sinLat2 = sinOut;
-    cosLat2 = cosOut;
+    const sinLat2 = sinOut, cosLat2 = cosOut;
     let dist: f64 = 0, spd: f64 = 0, course: f64 = 0;
     if (ok) { // motion.Step
-      dist = distance(lat, lon, rlat, rlon);
-      if (dist > 0) course = bearing(lon, rlon);
+      dist = distance(lat, lon, rlat, rlon, cosLat1, cosLat2);
+      if (dist > 0) course = bearing(lon, rlon, sinLat1, cosLat1, sinLat2, cosLat2);
       const s = durationSeconds(sub(rt, t));
       if (s > 0) spd = dist / s;
     }
     o.emit(i, rt, rlat, rlon);
-    o.set(DIST, dist);
-    o.set(SPEED, spd);
-    o.set(COURSE, course);
+    o.add(kDist, dist);
+    o.add(kSpeed, spd);
+    o.add(kCourse, course);
     seq = b.seq(i);
     t = rt;
     lat = rlat;

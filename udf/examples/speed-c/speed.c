@@ -10,7 +10,7 @@
  *
  * Build:
  *
- *     clang --target=wasm32-wasi -mexec-model=reactor -O2 -ffp-contract=off \
+ *     clang --target=wasm32-wasi -mexec-model=reactor -O3 -ffp-contract=off \
  *           -o speed.wasm speed.c
  */
 #include "../../sdk/c/gomath.h"
@@ -19,8 +19,8 @@
 #define EARTH_RADIUS_M 6371008.8
 #define LASTFIX_SIZE (4 + 8 + 8 + 8 + 8)
 
-static inline double rad(double d) { return d * GO_PI / 180; }
-static inline double deg(double r) { return r * 180 / GO_PI; }
+GO_INLINE double rad(double d) { return d * GO_PI / 180; }
+GO_INLINE double deg(double r) { return r * 180 / GO_PI; }
 
 /* A fix with the sine and cosine of its latitude, which geo.Distance and
  * geo.Bearing both need: computed once per reading (go_sincos gives the
@@ -29,14 +29,14 @@ typedef struct fix {
 	double lat, lon, sinlat, coslat;
 } fix;
 
-static inline fix mkfix(double lat, double lon) {
+GO_INLINE fix mkfix(double lat, double lon) {
 	fix f = {lat, lon, 0, 0};
 	go_sincos(rad(lat), &f.sinlat, &f.coslat);
 	return f;
 }
 
 /* geo.Distance: haversine, metres. */
-static inline double distance(const fix *a, const fix *b) {
+GO_INLINE double distance(const fix *a, const fix *b) {
 	double dp = rad(b->lat) - rad(a->lat);
 	double dl = rad(b->lon - a->lon);
 	double s1 = go_sin(dp / 2), s2 = go_sin(dl / 2);
@@ -45,7 +45,7 @@ static inline double distance(const fix *a, const fix *b) {
 }
 
 /* geo.Bearing: initial bearing in [0, 360). */
-static inline double bearing(const fix *a, const fix *b) {
+GO_INLINE double bearing(const fix *a, const fix *b) {
 	double sdl, cdl;
 	go_sincos(rad(b->lon - a->lon), &sdl, &cdl);
 	double y = sdl * b->coslat;
@@ -61,7 +61,7 @@ static inline double bearing(const fix *a, const fix *b) {
 }
 
 /* motion.sub: a-b saturating like time.Time.Sub. */
-static int64_t sub(int64_t a, int64_t b) {
+GO_INLINE int64_t sub(int64_t a, int64_t b) {
 	int64_t d = (int64_t)((uint64_t)a - (uint64_t)b);
 	if (b < 0 && d < a) return INT64_MAX;
 	if (b > 0 && d > a) return INT64_MIN;
@@ -93,9 +93,9 @@ static int speed(const ss_batch *b, ss_out *o) {
 			if (s > 0) spd = dist / s;
 		}
 		if (ss_pass(o, b, i) != 0) return 1;
-		ss_set(o, kDist, dist);
-		ss_set(o, kSpeed, spd);
-		ss_set(o, kCourse, course);
+		ss_add(o, kDist, dist);
+		ss_add(o, kSpeed, spd);
+		ss_add(o, kCourse, course);
 		seq = r->seq, t = r->time_ns, last = cur, ok = 1;
 	}
 	if (!ok) return ss_set_state(o, b->state, b->state_len);

@@ -52,25 +52,32 @@
 
 #pragma STDC FP_CONTRACT OFF
 
+/* GO_INLINE: the trig is small and runs per reading; a call costs more
+ * in a WebAssembly runtime than the work it wraps (register spills, and
+ * sailstream's host adds a preemption check at every function entry), so
+ * the hot functions are always inlined. The rare Payne-Hanek path is kept
+ * out of line. */
+#define GO_INLINE static inline __attribute__((always_inline))
+
 #define GO_PI 3.14159265358979323846264338327950288419716939937510582097494459
 
-static inline uint64_t go_f64bits(double x) { uint64_t u; memcpy(&u, &x, 8); return u; }
-static inline double go_f64frombits(uint64_t u) { double x; memcpy(&x, &u, 8); return x; }
-static inline int go_isnan(double x) { return x != x; }
-static inline int go_isinf(double x) { return x > 1.7976931348623157e308 || x < -1.7976931348623157e308; }
-static inline double go_nan(void) { return go_f64frombits(0x7FF8000000000001ull); }
-static inline double go_abs(double x) { return go_f64frombits(go_f64bits(x) & ~(1ull << 63)); }
-static inline int go_signbit(double x) { return (go_f64bits(x) >> 63) != 0; }
-static inline double go_copysign(double f, double sign) {
+GO_INLINE uint64_t go_f64bits(double x) { uint64_t u; memcpy(&u, &x, 8); return u; }
+GO_INLINE double go_f64frombits(uint64_t u) { double x; memcpy(&x, &u, 8); return x; }
+GO_INLINE int go_isnan(double x) { return x != x; }
+GO_INLINE int go_isinf(double x) { return x > 1.7976931348623157e308 || x < -1.7976931348623157e308; }
+GO_INLINE double go_nan(void) { return go_f64frombits(0x7FF8000000000001ull); }
+GO_INLINE double go_abs(double x) { return go_f64frombits(go_f64bits(x) & ~(1ull << 63)); }
+GO_INLINE int go_signbit(double x) { return (go_f64bits(x) >> 63) != 0; }
+GO_INLINE double go_copysign(double f, double sign) {
 	return go_f64frombits((go_f64bits(f) & ~(1ull << 63)) | (go_f64bits(sign) & (1ull << 63)));
 }
 
 /* go_sqrt is IEEE 754 square root: one instruction (f64.sqrt), the same
  * correctly rounded result everywhere. */
-static inline double go_sqrt(double x) { return __builtin_sqrt(x); }
+GO_INLINE double go_sqrt(double x) { return __builtin_sqrt(x); }
 
 /* math.Min. */
-static inline double go_min(double x, double y) {
+GO_INLINE double go_min(double x, double y) {
 	if (go_isinf(x) && x < 0) return x;
 	if (go_isinf(y) && y < 0) return y;
 	if (go_isnan(x) || go_isnan(y)) return go_nan();
@@ -111,7 +118,7 @@ static inline void go__mul64(uint64_t x, uint64_t y, uint64_t *hi, uint64_t *lo)
 }
 
 /* Payne–Hanek reduction for |x| >= 2^29 (math/trig_reduce.go). */
-static inline void go__trig_reduce(double x, uint64_t *jp, double *zp) {
+static inline __attribute__((noinline)) void go__trig_reduce(double x, uint64_t *jp, double *zp) {
 	const double PI4 = GO_PI / 4;
 	if (x < PI4) { *jp = 0; *zp = x; return; }
 	uint64_t ix = go_f64bits(x);
@@ -149,7 +156,7 @@ static inline void go__trig_reduce(double x, uint64_t *jp, double *zp) {
 }
 
 /* math.Cos. */
-static inline double go_cos(double x) {
+GO_INLINE double go_cos(double x) {
 	if (go_isnan(x) || go_isinf(x)) return go_nan();
 	int sign = 0;
 	x = go_abs(x);
@@ -178,7 +185,7 @@ static inline double go_cos(double x) {
 }
 
 /* math.Sin. */
-static inline double go_sin(double x) {
+GO_INLINE double go_sin(double x) {
 	if (x == 0 || go_isnan(x)) return x;
 	if (go_isinf(x)) return go_nan();
 	int sign = 0;
@@ -209,7 +216,7 @@ static inline double go_sin(double x) {
 /* go_sincos sets *s = go_sin(x) and *c = go_cos(x), bit for bit, sharing
  * the range reduction and evaluating each polynomial once: a UDF that
  * needs both (as great-circle formulas do) halves its trig cost. */
-static inline void go_sincos(double x, double *s, double *c) {
+GO_INLINE void go_sincos(double x, double *s, double *c) {
 	if (go_isnan(x) || go_isinf(x)) {
 		*s = x == x ? go_nan() : x;
 		*c = go_nan();
@@ -247,7 +254,7 @@ static inline void go_sincos(double x, double *s, double *c) {
 	}
 }
 
-static inline double go__xatan(double x) {
+GO_INLINE double go__xatan(double x) {
 	const double P0 = -8.750608600031904122785e-01, P1 = -1.615753718733365076637e+01,
 		P2 = -7.500855792314704667340e+01, P3 = -1.228866684490136173410e+02,
 		P4 = -6.485021904942025371773e+01, Q0 = +2.485846490142306297962e+01,
@@ -259,7 +266,7 @@ static inline double go__xatan(double x) {
 	return z;
 }
 
-static inline double go__satan(double x) {
+GO_INLINE double go__satan(double x) {
 	const double Morebits = 6.123233995736765886130e-17, Tan3pio8 = 2.41421356237309504880;
 	if (x <= 0.66) return go__xatan(x);
 	if (x > Tan3pio8) return GO_PI / 2 - go__xatan(1 / x) + Morebits;
@@ -267,14 +274,14 @@ static inline double go__satan(double x) {
 }
 
 /* math.Atan. */
-static inline double go_atan(double x) {
+GO_INLINE double go_atan(double x) {
 	if (x == 0) return x;
 	if (x > 0) return go__satan(x);
 	return -go__satan(-x);
 }
 
 /* math.Asin. */
-static inline double go_asin(double x) {
+GO_INLINE double go_asin(double x) {
 	if (x == 0) return x;
 	int sign = 0;
 	if (x < 0) { x = -x; sign = 1; }
@@ -286,7 +293,7 @@ static inline double go_asin(double x) {
 }
 
 /* math.Atan2. */
-static inline double go_atan2(double y, double x) {
+GO_INLINE double go_atan2(double y, double x) {
 	if (go_isnan(y) || go_isnan(x)) return go_nan();
 	if (y == 0) {
 		if (x >= 0 && !go_signbit(x)) return go_copysign(0, y);
@@ -306,13 +313,13 @@ static inline double go_atan2(double y, double x) {
 /* math.Mod. Go's loop and IEEE fmod both give the exact remainder
  * x - trunc(x/y)*y, which is always representable: the results are equal
  * bit for bit, so the library's fmod stands in for the loop. */
-static inline double go_mod(double x, double y) {
+GO_INLINE double go_mod(double x, double y) {
 	if (y == 0 || go_isinf(x) || go_isnan(x) || go_isnan(y)) return go_nan();
 	return __builtin_fmod(x, y);
 }
 
 /* time.Duration(ns).Seconds(). */
-static inline double go_duration_seconds(int64_t d) {
+GO_INLINE double go_duration_seconds(int64_t d) {
 	int64_t sec = d / 1000000000;
 	int64_t nsec = d % 1000000000;
 	return (double)sec + (double)nsec / 1e9;

@@ -21,7 +21,7 @@
  *
  * Build (Debian packages clang, lld, wasi-libc, libclang-rt-14-dev-wasm32):
  *
- *     clang --target=wasm32-wasi -mexec-model=reactor -O2 -ffp-contract=off \
+ *     clang --target=wasm32-wasi -mexec-model=reactor -O3 -ffp-contract=off \
  *           -o passthrough.wasm passthrough.c
  *
  * The batch is read in place, without copying: the ss_reading and
@@ -232,6 +232,24 @@ static inline int ss_set(ss_out *o, uint32_t name, double value) {
 	f->reserved = 0;
 	f->value = value;
 	r->field_count++;
+	return 0;
+}
+
+/* ss_add adds field name (an id from ss_name_id) to the record last
+ * emitted, like ss_set but without looking for an earlier value of it: for
+ * a hot loop that sets each field once per record. Add a name at most
+ * once per record (use ss_set otherwise). */
+static inline __attribute__((always_inline)) int ss_add(ss_out *o, uint32_t name, double value) {
+	if (o->n == 0) return -1;
+	if (o->nf == o->capf && !ss__grow((void **)&o->fields, &o->capf, o->nf + 1, sizeof *o->fields)) {
+		o->oom = 1;
+		return -1;
+	}
+	ss_field *f = &o->fields[o->nf++];
+	f->name = name;
+	f->reserved = 0;
+	f->value = value;
+	o->recs[o->n - 1].field_count++;
 	return 0;
 }
 

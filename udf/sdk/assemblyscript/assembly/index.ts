@@ -112,7 +112,7 @@ export class Output {
   err: string | null = null;
 
   /** emit starts an output record derived from reading input. */
-  emit(input: i32, timeNs: i64, lat: f64, lon: f64): void {
+  @inline emit(input: i32, timeNs: i64, lat: f64, lon: f64): void {
     if (this.n == this.recCap) {
       this.recCap = this.recCap ? this.recCap * 2 : 64;
       this.recs = grow(this.recs, <usize>this.recCap * RECORD);
@@ -154,6 +154,25 @@ export class Output {
     store<u32>(f, 0, 4);
     store<f64>(f, value, 8);
     this.nf++;
+    store<u32>(r, load<u32>(r, 36) + 1, 36);
+  }
+
+  /** add adds a field (an id from fieldName) to the record last emitted,
+   * like set but without looking for an earlier value of it: for a hot
+   * loop that sets each field once per record. Add a name at most once
+   * per record (use set otherwise). */
+  @inline add(name: i32, value: f64): void {
+    if (this.n == 0) unreachable();
+    if (this.nf == this.fldCap) {
+      this.fldCap = this.fldCap ? this.fldCap * 2 : 256;
+      this.flds = grow(this.flds, <usize>this.fldCap * FIELD);
+    }
+    const f = this.flds + <usize>this.nf * FIELD;
+    store<u32>(f, name);
+    store<u32>(f, 0, 4);
+    store<f64>(f, value, 8);
+    this.nf++;
+    const r = this.recs + <usize>(this.n - 1) * RECORD;
     store<u32>(r, load<u32>(r, 36) + 1, 36);
   }
 
