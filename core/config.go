@@ -1,6 +1,7 @@
 package core
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,6 +22,9 @@ const (
 	DefaultPartitions    = 6
 	DefaultMaxOutOfOrder = 2 * time.Second
 	DefaultIdleTimeout   = 5 * time.Second
+	// DefaultStateTopic is the compacted changelog of per-device state
+	// (exactly-once only).
+	DefaultStateTopic = "core.state"
 
 	// A module version that fails DefaultQuarantineAfter batches in a row,
 	// or more than DefaultQuarantineRatio of the last
@@ -28,6 +32,19 @@ const (
 	DefaultQuarantineAfter  = 5
 	DefaultQuarantineWindow = 20
 	DefaultQuarantineRatio  = 0.5
+)
+
+// Delivery guarantees (Config.Guarantee).
+const (
+	// GuaranteeAtLeastOnce commits offsets after the outputs are
+	// acknowledged and never past a reading still buffered; per-device
+	// state lives in memory only. A restart or rebalance reprocesses the
+	// records after the last commit (duplicates in the outputs).
+	GuaranteeAtLeastOnce = "at-least-once"
+	// GuaranteeExactlyOnce produces the outputs, the per-device state
+	// changelog and the consumed offsets in one Kafka transaction per
+	// poll, and restores the state from the changelog on assignment.
+	GuaranteeExactlyOnce = "exactly-once"
 )
 
 // Topics names the Kafka topics the processor reads and writes. Empty names
@@ -48,6 +65,10 @@ type Topics struct {
 	// Registry is the compacted topic of deployed UDFs, read from the
 	// start by every instance (registry.DefaultTopic when empty).
 	Registry string
+	// State is the compacted changelog of per-device state, key = device
+	// id, with as many partitions as Raw (DefaultStateTopic when empty).
+	// Only written and read with GuaranteeExactlyOnce.
+	State string
 }
 
 // Config configures a Processor. The zero value of every field but
@@ -80,6 +101,16 @@ type Config struct {
 	// (processing time) stops holding back the operator's watermark and
 	// releases what it buffered. Zero means DefaultIdleTimeout.
 	IdleTimeout time.Duration
+	// Guarantee is GuaranteeAtLeastOnce (the default when empty) or
+	// GuaranteeExactlyOnce. See docs/streaming.md for the trade-off.
+	Guarantee string
+	// TransactionalID identifies this instance's transactional producer
+	// (exactly-once only). A restarted instance that reuses its ID fences
+	// its predecessor and aborts its open transaction at once; a new ID
+	// leaves that transaction to time out (TransactionTimeout) first,
+	// holding back the partitions it consumed. Empty means the group, the
+	// host name and a random suffix.
+	TransactionalID string
 	// CacheDir holds compiled UDFs across restarts. Empty means
 	// $XDG_CACHE_HOME/sailstream/wasm (os.UserCacheDir); "-" keeps the
 	// cache in memory only. Unused when Engine is set.
@@ -132,6 +163,9 @@ func (c Config) Validate() error {
 	if c.IdleTimeout < 0 {
 		errs = append(errs, fmt.Errorf("idle timeout %s: must not be negative", c.IdleTimeout))
 	}
+	if c.Guarantee != GuaranteeAtLeastOnce && c.Guarantee != GuaranteeExactlyOnce {
+		errs = append(errs, fmt.Errorf("guarantee %q: must be %q or %q", c.Guarantee, GuaranteeExactlyOnce, GuaranteeAtLeastOnce))
+	}
 	if c.QuarantineWindow < 0 {
 		errs = append(errs, fmt.Errorf("quarantine window %d: must not be negative", c.QuarantineWindow))
 	}
@@ -139,9 +173,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("quarantine ratio %g: must be in [0, 1)", c.QuarantineRatio))
 	}
 	t := c.Topics
-	names := map[string]string{"raw": t.Raw, "enriched": t.Enriched, "late": t.Late, "dlq": t.DLQ, "shadow": t.Shadow, "registry": t.Registry}
+	names := map[string]string{"raw": t.Raw, "enriched": t.Enriched, "late": t.Late, "dlq": t.DLQ, "shadow": t.Shadow, "registry": t.Registry, "state": t.State}
 	seen := map[string]string{}
-	for _, role := range []string{"raw", "enriched", "late", "dlq", "shadow", "registry"} {
+	for _, role := range []string{"raw", "enriched", "late", "dlq", "shadow", "registry", "state"} {
 		name := names[role]
 		if other, dup := seen[name]; dup {
 			errs = append(errs, fmt.Errorf("topics %s and %s are both %q: each needs its own topic", other, role, name))
@@ -176,6 +210,18 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Topics.Registry == "" {
 		c.Topics.Registry = registry.DefaultTopic
+	}
+	if c.Topics.State == "" {
+		c.Topics.State = DefaultStateTopic
+	}
+	if c.Guarantee == "" {
+		c.Guarantee = GuaranteeAtLeastOnce
+	}
+	if c.TransactionalID == "" {
+		host, _ := os.Hostname()
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		c.TransactionalID = fmt.Sprintf("%s-%s-%x", c.Group, host, b)
 	}
 	if c.QuarantineAfter == 0 {
 		c.QuarantineAfter = DefaultQuarantineAfter

@@ -47,8 +47,8 @@
 //   - One UDF call per device per poll: a poll's accepted readings are
 //     grouped by device in event order. The host owns the state: each
 //     device's state bytes live beside its event-time state in the
-//     partition's state (partitionState.deviceUDF, the seam where a
-//     changelog will persist them), keyed by UDF name, so a new version of
+//     partition's state (partitionState.deviceUDF; the exactly-once
+//     changelog persists them), keyed by UDF name, so a new version of
 //     the same UDF continues from the old one's state and a route change to
 //     another UDF starts afresh.
 //
@@ -67,13 +67,21 @@
 //     within 1e-9 relative) and kept aside as ShadowRecord JSON on
 //     telemetry.shadow; it never touches telemetry.enriched.
 //
-//   - Delivery is at-least-once for now: every output of one poll is
-//     produced and flushed before offsets are committed, never past a
-//     reading still buffered (a restart consumes it again), and
-//     rebalances are held off while a poll is being processed
-//     (kgo.BlockRebalanceOnPoll), so offsets are never committed for a
-//     partition this instance no longer owns. Per-device state lives in
-//     memory and is dropped with its partition on revocation; the next owner
-//     rebuilds it from the records it consumes. Kafka transactions and a
-//     state changelog (exactly-once) replace this in a later step.
+//   - Delivery is exactly-once or at-least-once (Config.Guarantee,
+//     docs/streaming.md). Exactly-once: each poll is one Kafka transaction
+//     (kgo.GroupTransactSession) holding its outputs, the new state of the
+//     devices it changed (the compacted changelog Topics.State, key = device
+//     id, same partition number as the raw partition; state.go) and the
+//     offsets of every record it consumed. The changelog holds the reorder
+//     buffer too, so offsets move past buffered readings; a partition's state
+//     is read back from the changelog (read_committed, to its last stable
+//     offset) before its first record is processed after an assignment, and
+//     after an aborted transaction every partition's state is, so state and
+//     offsets always come from the same committed transaction.
+//     At-least-once: no transaction, no changelog; every output of one poll
+//     is flushed before offsets are committed, never past a reading still
+//     buffered (a restart consumes it again), and per-device state lives in
+//     memory only, dropped with its partition on revocation. Either way
+//     rebalances are held off while a poll is processed
+//     (kgo.BlockRebalanceOnPoll), so the callbacks never see half a poll.
 package core

@@ -54,14 +54,25 @@ type partitionState struct {
 	// when nothing is buffered.
 	next    kgo.EpochOffset
 	hasNext bool
-	// udf holds each device's UDF state bytes. It lives and dies with the
-	// partition (dropped on revocation, rebuilt by the next owner from
-	// the readings it consumes).
-	//
-	// Seam for issue 4: deviceUDF/setDeviceUDF are the only accessors, so
-	// a state changelog (produce on set, restore on assignment) plugs in
-	// here without touching the processing.
+	// udf holds each device's UDF state bytes. At-least-once: it lives
+	// and dies with the partition (rebuilt by the next owner from the
+	// readings it consumes). Exactly-once: written to the changelog with
+	// the rest of the device's state and restored from it (state.go).
 	udf map[string]*deviceUDF
+	// dirty, non-nil with the exactly-once guarantee, names the devices
+	// whose state changed since it was last written to the changelog;
+	// offsets are then committed by the transaction, not by held.
+	dirty map[string]struct{}
+	// restored is set once the partition's state was read back from the
+	// changelog (exactly-once only).
+	restored bool
+}
+
+// touch notes that device's state changed (exactly-once only).
+func (s *partitionState) touch(device string) {
+	if s.dirty != nil {
+		s.dirty[device] = struct{}{}
+	}
 }
 
 // deviceState is one device's event-time state: the last reading released
@@ -106,6 +117,7 @@ func (s *partitionState) deviceUDF(device string) *deviceUDF {
 		d = &deviceUDF{}
 		s.udf[device] = d
 	}
+	s.touch(device)
 	return d
 }
 
@@ -183,6 +195,7 @@ func (s *partitionState) admit(r telemetry.Reading) (v verdict, lateBy time.Dura
 		d.seen = make([]dedupSlot, dedupWindow)
 	}
 	d.seen[r.Seq%dedupWindow] = dedupSlot{seq: r.Seq, t: t}
+	s.touch(r.Device)
 	if r.Time.After(s.maxEvent) {
 		s.maxEvent = r.Time
 	}
@@ -209,7 +222,7 @@ func (s *partitionState) hold(pr pendingReading) {
 	i, _ := d.find(pr.r.Time)
 	d.buf = slices.Insert(d.buf, i, pr)
 	s.buffered++
-	if pr.rec != nil {
+	if pr.rec != nil && s.dirty == nil {
 		s.held.push(kgo.EpochOffset{Epoch: pr.rec.LeaderEpoch, Offset: pr.rec.Offset})
 	}
 }
@@ -264,8 +277,9 @@ func (s *partitionState) release(upTo time.Time, all bool, out []deviceBatch) []
 		}
 		d.setLast(items[n-1].r)
 		s.buffered -= n
+		s.touch(dev)
 		for _, it := range items {
-			if it.rec != nil {
+			if it.rec != nil && s.dirty == nil {
 				s.held.done(it.rec.Offset)
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -130,6 +131,9 @@ func (p *Processor) Run(ctx context.Context) error {
 		return nil
 	}
 
+	if p.eos() {
+		return p.runEOS(ctx, log)
+	}
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(p.cfg.KafkaBrokers...),
 		kgo.ClientID("sailstream-core"),
@@ -193,6 +197,24 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 		specs = append(specs, kafkatopic.Spec{Name: name, Partitions: p.cfg.Partitions})
 	}
 	if err := kafkatopic.Ensure(ctx, adm, specs...); err != nil {
+		return fmt.Errorf("core: %w", err)
+	}
+	if !p.eos() {
+		return nil
+	}
+	// The changelog has as many partitions as the raw topic, so that a
+	// device's state is in the partition with the number of the raw
+	// partition its readings are in.
+	td, err := kadm.NewClient(adm).ListTopics(ctx, t.Raw)
+	if err == nil {
+		err = td.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("core: describing %s: %w", t.Raw, err)
+	}
+	n := int32(len(td[t.Raw].Partitions))
+	compact := "compact"
+	if err := kafkatopic.Ensure(ctx, adm, kafkatopic.Spec{Name: t.State, Partitions: n, Configs: map[string]*string{"cleanup.policy": &compact}}); err != nil {
 		return fmt.Errorf("core: %w", err)
 	}
 	return nil
@@ -320,6 +342,9 @@ func (p *Processor) partition(part int32, now time.Time) *partitionState {
 	if st == nil {
 		st = newPartitionState(*p.cfg.MaxOutOfOrder)
 		st.allowedLateness = p.cfg.AllowedLateness
+		if p.eos() {
+			st.dirty = make(map[string]struct{})
+		}
 		st.active = now
 		p.parts[part] = st
 	}

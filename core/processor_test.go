@@ -41,6 +41,9 @@ func TestConfigValidate(t *testing.T) {
 		{"quarantine ratio 1", func(c *Config) { c.QuarantineRatio = 1 }, "quarantine ratio"},
 		{"negative quarantine window", func(c *Config) { c.QuarantineWindow = -1 }, "quarantine window"},
 		{"quarantine disabled", func(c *Config) { c.QuarantineAfter = -1 }, ""},
+		{"exactly-once", func(c *Config) { c.Guarantee = GuaranteeExactlyOnce }, ""},
+		{"unknown guarantee", func(c *Config) { c.Guarantee = "at-most-once" }, "guarantee"},
+		{"state equals registry", func(c *Config) { c.Topics.State = "x"; c.Topics.Registry = "x" }, "both"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

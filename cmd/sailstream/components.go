@@ -85,6 +85,9 @@ type coreCmd struct {
 	AllowedLateness time.Duration `help:"Still accept readings up to this much behind the watermark (never before a reading of their device already processed)." default:"0s"`
 	IdleTimeout     time.Duration `help:"A raw-topic partition without records for this long stops holding back the event-time watermark and releases what it buffered." default:"5s"`
 	MetricsAddr     string        `help:"Where to serve Prometheus metrics on /metrics; empty disables." default:"127.0.0.1:9463"`
+	Guarantee       string        `help:"Delivery guarantee: exactly-once (outputs, per-device state and offsets in one Kafka transaction per poll; state restored from the changelog) or at-least-once (lower latency, duplicates after a restart)." enum:"exactly-once,at-least-once" default:"at-least-once"`
+	StateTopic      string        `help:"Compacted changelog of per-device state (exactly-once)." default:"core.state"`
+	TransactionalID string        `name:"transactional-id" help:"Transactional ID of this instance (exactly-once); keep it stable across restarts of one instance so a restart aborts its predecessor's open transaction at once. Empty: group, host and a random suffix."`
 	udfFlags
 }
 
@@ -124,7 +127,8 @@ func (c *coreCmd) Run(rc *runContext) error {
 	p, err := core.New(core.Config{
 		KafkaBrokers: c.KafkaBrokers, Group: c.Group, Partitions: c.Partitions,
 		Topics: core.Topics{Raw: c.RawTopic, Enriched: c.EnrichedTopic, Late: c.LateTopic, DLQ: c.DLQTopic,
-			Shadow: c.ShadowTopic, Registry: c.RegistryTopic},
+			Shadow: c.ShadowTopic, Registry: c.RegistryTopic, State: c.StateTopic},
+		Guarantee: c.Guarantee, TransactionalID: c.TransactionalID,
 		MaxOutOfOrder: &c.MaxOutOfOrder, AllowedLateness: c.AllowedLateness, IdleTimeout: c.IdleTimeout, Engine: eng, QuarantineAfter: c.QuarantineAfter,
 		Logger: rc.log.With("component", "core"), Registerer: reg,
 	})

@@ -1,0 +1,236 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sailstream/sailstream/telemetry"
+)
+
+// restoreTimeout bounds reading the changelog back for one assignment.
+const restoreTimeout = 2 * time.Minute
+
+// stateValue is one device's state as the changelog (Topics.State) holds
+// it, JSON-encoded, keyed by the device id: everything needed to carry on
+// where the previous owner of the partition stopped, reorder buffer
+// included, so the transaction may commit offsets past buffered readings.
+type stateValue struct {
+	// MaxEvent is the partition's largest accepted event time (Unix ns)
+	// when the device's state was written; the restored partition's
+	// watermark starts from the largest over its devices.
+	MaxEvent int64              `json:"max,omitempty"`
+	Last     *telemetry.Reading `json:"last,omitempty"`
+	Seen     []seenEntry        `json:"seen,omitempty"`
+	Buf      []bufEntry         `json:"buf,omitempty"`
+	// UDF is the name of the UDF State belongs to; ShadowKey the shadow
+	// version ShadowState belongs to.
+	UDF         string `json:"udf,omitempty"`
+	State       []byte `json:"state,omitempty"`
+	ShadowKey   string `json:"shadow_key,omitempty"`
+	ShadowState []byte `json:"shadow_state,omitempty"`
+}
+
+type seenEntry struct {
+	Seq uint64 `json:"s"`
+	T   int64  `json:"t"`
+}
+
+// bufEntry is a buffered reading with the raw record it came from (its
+// headers and value go to the DLQ should the UDF fail on it).
+type bufEntry struct {
+	R       telemetry.Reading  `json:"r"`
+	Offset  int64              `json:"off"`
+	Epoch   int32              `json:"epoch"`
+	TS      int64              `json:"ts"`
+	Value   []byte             `json:"value"`
+	Headers []kgo.RecordHeader `json:"headers,omitempty"`
+}
+
+// stateRecords appends one changelog record per device of st whose state
+// changed since the last call, and forgets the changes.
+func (p *Processor) stateRecords(part int32, st *partitionState, out []*kgo.Record) ([]*kgo.Record, error) {
+	for dev := range st.dirty {
+		v := stateValue{}
+		if !st.maxEvent.IsZero() {
+			v.MaxEvent = st.maxEvent.UnixNano()
+		}
+		if d := st.dev[dev]; d != nil {
+			if d.hasLast {
+				last := d.last
+				v.Last = &last
+			}
+			for _, sl := range d.seen {
+				if sl.t != 0 {
+					v.Seen = append(v.Seen, seenEntry{Seq: sl.seq, T: sl.t})
+				}
+			}
+			for _, it := range d.buf {
+				e := bufEntry{R: it.r}
+				if it.rec != nil {
+					e.Offset, e.Epoch, e.TS = it.rec.Offset, it.rec.LeaderEpoch, it.rec.Timestamp.UnixNano()
+					e.Value, e.Headers = it.rec.Value, it.rec.Headers
+				}
+				v.Buf = append(v.Buf, e)
+			}
+		}
+		if u := st.udf[dev]; u != nil {
+			v.UDF, v.State, v.ShadowKey, v.ShadowState = u.name, u.state, u.shadowKey, u.shadowState
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return out, fmt.Errorf("core: encoding the state of %s: %w", dev, err)
+		}
+		out = append(out, &kgo.Record{Topic: p.cfg.Topics.State, Partition: part, Key: []byte(dev), Value: b})
+	}
+	clear(st.dirty)
+	return out, nil
+}
+
+// applyState puts one changelog record's state into st.
+func (p *Processor) applyState(part int32, st *partitionState, rec *kgo.Record) error {
+	dev := string(rec.Key)
+	var v stateValue
+	if err := json.Unmarshal(rec.Value, &v); err != nil {
+		return fmt.Errorf("core: state of %q at %s/%d@%d: %w", dev, rec.Topic, rec.Partition, rec.Offset, err)
+	}
+	if v.MaxEvent != 0 {
+		if t := time.Unix(0, v.MaxEvent).UTC(); t.After(st.maxEvent) {
+			st.maxEvent = t
+		}
+	}
+	if old := st.dev[dev]; old != nil {
+		st.buffered -= len(old.buf)
+	}
+	d := &deviceState{}
+	if v.Last != nil {
+		d.last, d.hasLast = *v.Last, true
+	}
+	if len(v.Seen) > 0 {
+		d.seen = make([]dedupSlot, dedupWindow)
+		for _, e := range v.Seen {
+			d.seen[e.Seq%dedupWindow] = dedupSlot{seq: e.Seq, t: e.T}
+		}
+	}
+	for _, e := range v.Buf {
+		rec := &kgo.Record{
+			Topic: p.cfg.Topics.Raw, Partition: part, Key: []byte(dev), Value: e.Value, Headers: e.Headers,
+			Offset: e.Offset, LeaderEpoch: e.Epoch, Timestamp: time.Unix(0, e.TS),
+		}
+		d.buf = append(d.buf, pendingReading{rec: rec, r: e.R})
+	}
+	st.buffered += len(d.buf)
+	st.dev[dev] = d
+	if v.UDF != "" || v.ShadowKey != "" {
+		st.udf[dev] = &deviceUDF{name: v.UDF, state: v.State, shadowKey: v.ShadowKey, shadowState: v.ShadowState}
+	} else {
+		delete(st.udf, dev)
+	}
+	return nil
+}
+
+// restore reads the changelog partitions with the numbers of parts to
+// their last stable offset (read_committed: only committed transactions)
+// and rebuilds the partitions' state from them. The caller holds p.mu.
+func (p *Processor) restore(ctx context.Context, parts map[int32]*partitionState) error {
+	if len(parts) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, restoreTimeout)
+	defer cancel()
+	topic := p.cfg.Topics.State
+	start := time.Now()
+	adm, err := kgo.NewClient(kgo.SeedBrokers(p.cfg.KafkaBrokers...), kgo.WithLogger(kgoLogger{p.cfg.Logger}))
+	if err != nil {
+		return fmt.Errorf("core: restoring state: %w", err)
+	}
+	defer adm.Close()
+	ka := kadm.NewClient(adm)
+	ends, err := ka.ListCommittedOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("core: restoring state: end offsets of %s: %w", topic, err)
+	}
+	starts, err := ka.ListStartOffsets(ctx, topic)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("core: restoring state: start offsets of %s: %w", topic, err)
+	}
+	want := map[int32]int64{} // partition → last offset to read
+	offs := map[int32]kgo.Offset{}
+	for part, st := range parts {
+		st.restored = true
+		e, ok := ends.Lookup(topic, part)
+		if !ok {
+			return fmt.Errorf("core: restoring state: %s has no partition %d (it needs as many partitions as %s)", topic, part, p.cfg.Topics.Raw)
+		}
+		s, _ := starts.Lookup(topic, part)
+		if e.Offset > s.Offset {
+			want[part] = e.Offset - 1
+			offs[part] = kgo.NewOffset().At(s.Offset)
+		}
+	}
+	devices := 0
+	if len(want) > 0 {
+		cl, err := kgo.NewClient(
+			kgo.SeedBrokers(p.cfg.KafkaBrokers...),
+			kgo.WithLogger(kgoLogger{p.cfg.Logger}),
+			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offs}),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+			// The markers closing each transaction are what tells
+			// that the last stable offset was reached.
+			kgo.KeepControlRecords(),
+		)
+		if err != nil {
+			return fmt.Errorf("core: restoring state: %w", err)
+		}
+		defer cl.Close()
+		for len(want) > 0 {
+			fs := cl.PollFetches(ctx)
+			if ctx.Err() != nil {
+				return fmt.Errorf("core: restoring state from %s: %w", topic, ctx.Err())
+			}
+			var ferr error
+			fs.EachError(func(_ string, part int32, err error) {
+				if ferr == nil {
+					ferr = fmt.Errorf("partition %d: %w", part, err)
+				}
+			})
+			if ferr != nil {
+				return fmt.Errorf("core: restoring state from %s: %w", topic, ferr)
+			}
+			var aerr error
+			fs.EachRecord(func(rec *kgo.Record) {
+				last, ok := want[rec.Partition]
+				if !ok || aerr != nil {
+					return
+				}
+				if !rec.Attrs.IsControl() && rec.Value != nil {
+					if aerr = p.applyState(rec.Partition, parts[rec.Partition], rec); aerr != nil {
+						return
+					}
+					devices++
+				}
+				if rec.Offset >= last {
+					delete(want, rec.Partition)
+				}
+			})
+			if aerr != nil {
+				return aerr
+			}
+		}
+	}
+	for _, st := range parts {
+		clear(st.dirty)
+	}
+	p.cfg.Logger.Info("state restored", "partitions", len(parts), "records", devices, "took", time.Since(start))
+	return nil
+}
