@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -138,43 +137,7 @@ func (p *Processor) handlePollEOS(ctx, work context.Context, sess *kgo.GroupTran
 		}
 		return err
 	}
-	fetches.EachPartition(func(ftp kgo.FetchTopicPartition) {
-		if err != nil || ftp.Topic != p.cfg.Topics.Raw || len(ftp.Records) == 0 {
-			return
-		}
-		st := p.partition(ftp.Partition, wall)
-		st.active = wall
-		now := p.cfg.Now()
-		if out, err = p.handleRecords(work, tbl, st, ftp.Records, now, out); err != nil {
-			return
-		}
-		if wm, ok := st.watermark(); ok {
-			p.m.watermark.WithLabelValues(strconv.Itoa(int(ftp.Partition))).Set(p.cfg.Now().Sub(wm).Seconds())
-		}
-	})
-	if err == nil {
-		now := p.cfg.Now()
-		releaseReady(p.parts, wall, p.cfg.IdleTimeout, func(_ int32, st *partitionState, batches []deviceBatch) {
-			for _, b := range batches {
-				if err != nil {
-					return
-				}
-				out, err = p.runDevice(work, tbl, st, b, now, out)
-			}
-		})
-	}
-	buffered, idle := 0, 0
-	for part, st := range p.parts {
-		buffered += st.buffered
-		if st.idle(wall, p.cfg.IdleTimeout) {
-			idle++
-		}
-		if err == nil {
-			out, err = p.stateRecords(part, st, out)
-		}
-	}
-	p.m.buffered.Set(float64(buffered))
-	p.m.idle.Set(float64(idle))
+	out, err = p.processPoll(work, tbl, fetches, wall, p.stateRecords)
 	p.mu.Unlock()
 	if err != nil {
 		p.rollback()

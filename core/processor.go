@@ -252,54 +252,19 @@ func (p *Processor) loop(ctx, work context.Context, cl *kgo.Client) error {
 // produces them all, waits for every acknowledgement and then commits, per
 // partition, up to the lowest offset still buffered.
 func (p *Processor) handlePoll(ctx, work context.Context, cl *kgo.Client, fetches kgo.Fetches) error {
-	var (
-		out     []*kgo.Record
-		commits = make(map[int32]kgo.EpochOffset)
-		err     error
-	)
+	commits := make(map[int32]kgo.EpochOffset)
 	// One routing table for the whole poll: no reading is processed half
 	// by one UDF version and half by another.
 	tbl := p.acquireTable()
 	defer p.router.release()
 	wall := time.Now() // processing time, for idleness (p.cfg.Now may be a fixed test clock)
 	p.mu.Lock()
-	fetches.EachPartition(func(ftp kgo.FetchTopicPartition) {
-		if err != nil || ftp.Topic != p.cfg.Topics.Raw || len(ftp.Records) == 0 {
-			return
-		}
-		st := p.partition(ftp.Partition, wall)
-		st.active = wall
-		now := p.cfg.Now()
-		if out, err = p.handleRecords(work, tbl, st, ftp.Records, now, out); err != nil {
-			return
-		}
-		if wm, ok := st.watermark(); ok {
-			p.m.watermark.WithLabelValues(strconv.Itoa(int(ftp.Partition))).Set(p.cfg.Now().Sub(wm).Seconds())
-		}
-	})
-	if err == nil {
-		now := p.cfg.Now()
-		releaseReady(p.parts, wall, p.cfg.IdleTimeout, func(_ int32, st *partitionState, batches []deviceBatch) {
-			for _, b := range batches {
-				if err != nil {
-					return
-				}
-				out, err = p.runDevice(work, tbl, st, b, now, out)
-			}
-		})
-	}
-	buffered, idle := 0, 0
-	for part, st := range p.parts {
-		buffered += st.buffered
-		if st.idle(wall, p.cfg.IdleTimeout) {
-			idle++
-		}
+	out, err := p.processPoll(work, tbl, fetches, wall, func(part int32, st *partitionState, out []*kgo.Record) ([]*kgo.Record, error) {
 		if eo, ok := st.commitOffset(); ok && eo != p.committed[part] {
 			commits[part] = eo
 		}
-	}
-	p.m.buffered.Set(float64(buffered))
-	p.m.idle.Set(float64(idle))
+		return out, nil
+	})
 	p.mu.Unlock()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -333,6 +298,53 @@ func (p *Processor) handlePoll(ctx, work context.Context, cl *kgo.Client, fetche
 	p.mu.Unlock()
 	p.commitPending(work, cl, nil)
 	return nil
+}
+
+// processPoll is the part of a poll both guarantees share: the polled
+// records of every raw partition are admitted (decoded, judged against the
+// watermark, buffered), the readings the watermark passed are run through
+// their UDFs, and each partition's state is then handed to perPartition
+// (which adds commits or changelog records), with the buffered and idle
+// gauges set on the way. The caller holds p.mu.
+func (p *Processor) processPoll(work context.Context, tbl *table, fetches kgo.Fetches, wall time.Time,
+	perPartition func(part int32, st *partitionState, out []*kgo.Record) ([]*kgo.Record, error)) (out []*kgo.Record, err error) {
+	fetches.EachPartition(func(ftp kgo.FetchTopicPartition) {
+		if err != nil || ftp.Topic != p.cfg.Topics.Raw || len(ftp.Records) == 0 {
+			return
+		}
+		st := p.partition(ftp.Partition, wall)
+		st.active = wall
+		if out, err = p.handleRecords(work, tbl, st, ftp.Records, p.cfg.Now(), out); err != nil {
+			return
+		}
+		if wm, ok := st.watermark(); ok {
+			p.m.watermark.WithLabelValues(strconv.Itoa(int(ftp.Partition))).Set(p.cfg.Now().Sub(wm).Seconds())
+		}
+	})
+	if err == nil {
+		now := p.cfg.Now()
+		releaseReady(p.parts, wall, p.cfg.IdleTimeout, func(_ int32, st *partitionState, batches []deviceBatch) {
+			for _, b := range batches {
+				if err != nil {
+					return
+				}
+				out, err = p.runDevice(work, tbl, st, b, now, out)
+			}
+		})
+	}
+	buffered, idle := 0, 0
+	for part, st := range p.parts {
+		buffered += st.buffered
+		if st.idle(wall, p.cfg.IdleTimeout) {
+			idle++
+		}
+		if err == nil {
+			out, err = perPartition(part, st, out)
+		}
+	}
+	p.m.buffered.Set(float64(buffered))
+	p.m.idle.Set(float64(idle))
+	return out, err
 }
 
 // partition returns the state of a raw-topic partition, creating it (active

@@ -297,6 +297,9 @@ func (s *Server) Run(ctx context.Context) error {
 		kgo.SeedBrokers(s.cfg.KafkaBrokers...),
 		kgo.ClientID("sailstream-web"),
 		kgo.ConsumeTopics(s.cfg.EnrichedTopic),
+		// Only committed transactions: under exactly-once the core's
+		// aborted polls must never reach the map.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd().Relative(-int64(s.cfg.TailRecords))),
 	)
 	if err != nil {
