@@ -14,5 +14,6 @@ func TestIntegrationProcessorKafka(t *testing.T) {
 	id := testenv.Unique("core-it-")
 	runScenario(t, brokers, Topics{
 		Raw: id + ".raw", Enriched: id + ".enriched", Late: id + ".late", DLQ: id + ".dlq",
+		Shadow: id + ".shadow", Registry: id + ".udf", State: id + ".state",
 	}, id)
 }
