@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and the build need and a fresh machine lacks:
-#   - Mosquitto (Debian package), for the test bed;
+#   - Mosquitto and PostgreSQL (Debian packages), for the test bed;
+#   - Azurite (npm ci in internal/testenv/azurite), for the test bed;
 #   - promtool (Debian package prometheus), for deploy/'s config check;
 #   - the Apache Kafka broker's jars from Maven Central, into a cache outside
 #     the work tree (${SAILSTREAM_CACHE:-$HOME/.cache/sailstream}/kafka-<version>/libs);
@@ -51,6 +52,19 @@ if { ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; } |
 	fi
 fi
 
+# --- PostgreSQL 15, for the Timescale sink's tests (a throwaway cluster) ---
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+	log "installing postgresql"
+	export DEBIAN_FRONTEND=noninteractive
+	as_root apt-get install -y -q --no-install-recommends postgresql >/dev/null ||
+		{ as_root apt-get update -q >/dev/null && as_root apt-get install -y -q --no-install-recommends postgresql >/dev/null; }
+	# The package starts a system cluster on port 5432; the tests start
+	# their own on free ports.
+	if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+		as_root systemctl disable --now postgresql >/dev/null 2>&1 || true
+	fi
+fi
+
 # --- wabt (wat2wasm), to build the hostile test modules of udf/ -------------
 if ! command -v wat2wasm >/dev/null 2>&1; then
 	log "installing wabt"
@@ -70,6 +84,13 @@ if [ ! -x "$root/udf/sdk/assemblyscript/node_modules/.bin/asc" ]; then
 	command -v npm >/dev/null 2>&1 || { log "npm is missing: install Node.js first"; exit 1; }
 	log "npm ci in udf/sdk/assemblyscript"
 	(cd "$root/udf/sdk/assemblyscript" && npm ci --no-audit --no-fund >&2)
+fi
+
+# --- Azurite (Azure Blob emulator), pinned by internal/testenv/azurite ------
+if [ ! -f "$root/internal/testenv/azurite/node_modules/azurite/dist/src/blob/main.js" ]; then
+	command -v npm >/dev/null 2>&1 || { log "npm is missing: install Node.js first"; exit 1; }
+	log "npm ci in internal/testenv/azurite"
+	(cd "$root/internal/testenv/azurite" && npm ci --no-audit --no-fund >&2)
 fi
 
 # --- Kafka jars --------------------------------------------------------------

@@ -17,6 +17,9 @@
 //	GET /              the map app (503 until `make web` has built it)
 //	GET /ws            WebSocket: latest reading of every device, then live
 //	GET /api/devices   latest reading per device, JSON array sorted by device
+//	GET /api/devices/:id/track?from=&to=
+//	                   one device's readings in time order, from the
+//	                   database (Config.Tracks; 501 without one)
 //	GET /lake.geojson  the lake outline
 //	GET /metrics       Prometheus metrics
 //	GET /healthz       liveness
@@ -87,6 +90,8 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
+	// Tracks serves the track history API; nil answers it with 501.
+	Tracks TrackSource
 }
 
 // Validate reports a config that cannot work, after defaults are applied.
@@ -221,6 +226,7 @@ func (s *Server) routes(gatherer prometheus.Gatherer) *echo.Echo {
 	e.GET("/api/devices", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, s.hub.Latest())
 	})
+	e.GET("/api/devices/:id/track", s.track)
 	e.GET("/lake.geojson", func(c echo.Context) error {
 		return c.Blob(http.StatusOK, "application/geo+json", lake.GeoJSON())
 	})

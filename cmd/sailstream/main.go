@@ -29,6 +29,8 @@ type cli struct {
 	Bridge  bridgeCmd  `cmd:"" help:"Forward device messages from MQTT to Kafka telemetry.raw."`
 	Core    coreCmd    `cmd:"" help:"Process telemetry.raw into telemetry.enriched (event time, late readings, speed)."`
 	Web     webCmd     `cmd:"" help:"Serve the live map, the WebSocket feed and the REST API from telemetry.enriched."`
+	Sink    sinkCmd    `cmd:"" help:"Keep every reading: timescale (enriched readings into PostgreSQL) or blob (raw archive)."`
+	Replay  replayCmd  `cmd:"" help:"Republish archived raw readings from the blob archive into Kafka."`
 	Udf     udfCmd     `cmd:"" help:"Write, build, test and deploy WebAssembly UDFs (init, build, test, deploy, shadow, promote, rollback, list, routes)."`
 	Version versionCmd `cmd:"" help:"Print the version."`
 }

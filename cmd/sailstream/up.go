@@ -22,6 +22,8 @@ type upCmd struct {
 	AdminAddr     string        `help:"Where the UDF admin API listens; empty disables it." default:"127.0.0.1:9470"`
 	AdminToken    string        `help:"Bearer token the admin API requires (needed only off loopback)."`
 	UDFDir        string        `name:"udf-dir" help:"Directory watched for .wasm files to deploy (created if missing); empty disables it." default:"udfs"`
+	ArchiveDir    string        `help:"Archive every raw reading here (gzip NDJSON, the Azure Blob layout; 'sailstream replay --archive-dir' reads it); empty disables it." default:"archive"`
+	PG            string        `name:"pg" help:"Also write enriched readings into this PostgreSQL/TimescaleDB (postgres://...) and serve /api/devices/{id}/track from it."`
 }
 
 func (c *upCmd) Run(rc *runContext) error {
@@ -41,6 +43,8 @@ func (c *upCmd) Run(rc *runContext) error {
 		AdminAddr:     c.AdminAddr,
 		AdminToken:    c.AdminToken,
 		UDFDir:        c.UDFDir,
+		ArchiveDir:    c.ArchiveDir,
+		PG:            c.PG,
 		Logger:        rc.log,
 		Banner:        os.Stdout,
 	})

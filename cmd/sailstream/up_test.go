@@ -20,6 +20,7 @@ import (
 
 	gws "github.com/gorilla/websocket"
 
+	"github.com/sailstream/sailstream/sinks/blob"
 	"github.com/sailstream/sailstream/telemetry"
 )
 
@@ -56,11 +57,12 @@ func TestUp(t *testing.T) {
 	bin := buildBinary(t)
 	httpAddr, mqttAddr, adminAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	udfDir := filepath.Join(t.TempDir(), "udfs")
+	archiveDir := filepath.Join(t.TempDir(), "archive")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
 	cmd := exec.CommandContext(ctx, bin, "up", "--http-addr", httpAddr, "--rate", "30", "--seed", "7",
-		"--admin-addr", adminAddr, "--udf-dir", udfDir, "--cache-dir", filepath.Join(os.TempDir(), "sailstream-test-wasm-cache"))
+		"--admin-addr", adminAddr, "--udf-dir", udfDir, "--archive-dir", archiveDir, "--cache-dir", filepath.Join(os.TempDir(), "sailstream-test-wasm-cache"))
 	cmd.Env = append(os.Environ(), "SAILSTREAM_MQTT_LISTEN="+mqttAddr, "SAILSTREAM_LOG_LEVEL=warn")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -195,6 +197,36 @@ func TestUp(t *testing.T) {
 		}
 	}
 
+	// The raw readings are archived in the local directory, in the Azure
+	// Blob layout, and the archive replays.
+	deadline = time.Now().Add(30 * time.Second)
+	var objects []string
+	for len(objects) == 0 && time.Now().Before(deadline) {
+		time.Sleep(250 * time.Millisecond)
+		objects, _ = filepath.Glob(filepath.Join(archiveDir, "raw", "*", "*", "*", "*", "telemetry.raw-*-*-*.ndjson.gz"))
+	}
+	if len(objects) == 0 {
+		t.Errorf("no archive object under %s after 30s", archiveDir)
+	} else {
+		store, err := blob.NewDirStore(archiveDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		boats := map[string]int{}
+		_, err = blob.Read(ctx, blob.ReadConfig{Store: store, From: time.Now().Add(-time.Hour), To: time.Now().Add(time.Hour)},
+			func(r blob.Record) error {
+				rd, err := telemetry.Decode(string(r.Key), r.Value, time.Now())
+				if err != nil || rd.Device != string(r.Key) {
+					return fmt.Errorf("archived %s/%d@%d: %q is not a reading of %q (%v)", r.Topic, r.Partition, r.Offset, r.Value, r.Key, err)
+				}
+				boats[rd.Device]++
+				return nil
+			}, nil)
+		if err != nil || len(boats) == 0 {
+			t.Errorf("reading the archive: %v; readings per boat %v", err, boats)
+		}
+	}
+
 	// Ctrl-C stops it cleanly.
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
@@ -221,8 +253,8 @@ func TestHelpAndEnv(t *testing.T) {
 	}
 	t.Parallel()
 	bin := buildBinary(t)
-	for _, sub := range []string{"up", "edge", "bridge", "core", "web", "version"} {
-		out, err := exec.Command(bin, sub, "--help").CombinedOutput()
+	for _, sub := range []string{"up", "edge", "bridge", "core", "web", "sink timescale", "sink blob", "replay", "version"} {
+		out, err := exec.Command(bin, append(strings.Fields(sub), "--help")...).CombinedOutput()
 		if err != nil {
 			t.Errorf("%s --help: %v\n%s", sub, err, out)
 			continue

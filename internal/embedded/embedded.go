@@ -30,6 +30,8 @@ import (
 	"github.com/sailstream/sailstream/core"
 	"github.com/sailstream/sailstream/edge"
 	"github.com/sailstream/sailstream/internal/controlplane"
+	"github.com/sailstream/sailstream/sinks/blob"
+	"github.com/sailstream/sailstream/sinks/timescale"
 	"github.com/sailstream/sailstream/telemetry"
 	"github.com/sailstream/sailstream/udf"
 	"github.com/sailstream/sailstream/web"
@@ -67,6 +69,12 @@ type Config struct {
 	// UDFDir is the directory watched for .wasm files to deploy; empty
 	// disables it.
 	UDFDir string
+	// ArchiveDir, when set, runs the raw archiver (sinks/blob) into this
+	// local directory.
+	ArchiveDir string
+	// PG, when set, runs the Timescale sink into this database and serves
+	// the track API from it.
+	PG string
 
 	Logger *slog.Logger
 	// Banner receives the human-readable lines saying what started where;
@@ -183,14 +191,23 @@ func (s *Stack) Run(ctx context.Context) error {
 		fmt.Fprintf(cfg.Banner, "Kafka (external)                   %v\n", s.brokers)
 	}
 
-	webSrv, err := web.New(web.Config{
+	sinks, tracks, err := s.sinks()
+	if err != nil {
+		return err
+	}
+	webCfg := web.Config{
 		Addr:          cfg.HTTPAddr,
 		KafkaBrokers:  s.brokers,
 		EnrichedTopic: telemetry.TopicEnriched,
 		Gatherer:      s.reg,
 		Registerer:    s.reg,
 		Logger:        s.log.With("component", "web"),
-	})
+	}
+	if tracks != nil {
+		defer tracks.Close()
+		webCfg.Tracks = tracks
+	}
+	webSrv, err := web.New(webCfg)
 	if err != nil {
 		return err
 	}
@@ -236,6 +253,9 @@ func (s *Stack) Run(ctx context.Context) error {
 	g.Go(func() error { return proc.Run(gctx) })
 	g.Go(func() error { return br.Run(gctx) })
 	g.Go(func() error { return plane.Run(gctx) })
+	for _, run := range sinks {
+		g.Go(func() error { return run(gctx) })
+	}
 
 	// The fleet starts publishing once the bridge is subscribed, so the
 	// first readings are not lost to a broker with no subscriber.
@@ -271,6 +291,12 @@ func (s *Stack) Run(ctx context.Context) error {
 		if d := plane.WatchDir(); d != "" {
 			fmt.Fprintf(cfg.Banner, "UDF directory                      %s   (drop a .wasm here to deploy it)\n", d)
 		}
+		if cfg.ArchiveDir != "" {
+			fmt.Fprintf(cfg.Banner, "Raw archive                        %s   (sailstream replay --archive-dir %s)\n", cfg.ArchiveDir, cfg.ArchiveDir)
+		}
+		if cfg.PG != "" {
+			fmt.Fprintf(cfg.Banner, "Timescale sink                     writing enriched readings to PostgreSQL\n")
+		}
 		if fleet != nil {
 			fmt.Fprintf(cfg.Banner, "Simulated fleet                    %d boats, %.3g readings/s, seed %d\n", cfg.Fleet.Devices, cfg.Fleet.Rate, cfg.Fleet.Seed)
 		}
@@ -287,6 +313,44 @@ func (s *Stack) Run(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// sinks builds the sinks the config asks for: the raw archiver into a
+// local directory and the Timescale sink, with the store the track API
+// reads (nil without a database).
+func (s *Stack) sinks() ([]func(context.Context) error, *timescale.Store, error) {
+	var runs []func(context.Context) error
+	if s.cfg.ArchiveDir != "" {
+		store, err := blob.NewDirStore(s.cfg.ArchiveDir)
+		if err != nil {
+			return nil, nil, err
+		}
+		a, err := blob.New(blob.Config{
+			KafkaBrokers: s.brokers, Store: store,
+			// Small, frequent objects: a local demo wants to see them.
+			BatchTimeout: 5 * time.Second,
+			Registerer:   s.reg, Logger: s.log.With("component", "sink-blob"),
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		runs = append(runs, a.Run)
+	}
+	if s.cfg.PG == "" {
+		return runs, nil, nil
+	}
+	ts, err := timescale.New(timescale.Config{
+		DatabaseURL: s.cfg.PG, KafkaBrokers: s.brokers, Partitions: s.cfg.Partitions,
+		Registerer: s.reg, Logger: s.log.With("component", "sink-timescale"),
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := timescale.OpenStore(s.cfg.PG, timescale.StoreOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	return append(runs, ts.Run), st, nil
 }
 
 // browsable turns a listening address into one a browser can open.

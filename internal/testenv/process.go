@@ -35,7 +35,11 @@ func startProc(name string, cmd *exec.Cmd, outPath string) (*proc, error) {
 	cmd.Stdin = nil
 	cmd.Stdout = out
 	cmd.Stderr = out
-	cmd.SysProcAttr = sysProcAttr()
+	attr := sysProcAttr()
+	if cmd.SysProcAttr != nil {
+		attr.Credential = cmd.SysProcAttr.Credential // e.g. PostgreSQL's user, as root
+	}
+	cmd.SysProcAttr = attr
 	if err := cmd.Start(); err != nil {
 		out.Close()
 		return nil, fmt.Errorf("%s: starting %s: %w", name, cmd.Path, err)

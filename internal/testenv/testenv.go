@@ -1,6 +1,5 @@
 // Package testenv gives tests the real services the test bed started:
-// Mosquitto, an Apache Kafka broker in KRaft mode (and, later, PostgreSQL,
-// Azurite and Chromium).
+// Mosquitto, an Apache Kafka broker in KRaft mode, PostgreSQL and Azurite.
 //
 // `make test` runs the test bed (internal/testenv/testbed), which starts
 // each service once per run on a free 127.0.0.1 port, exports where it is in
@@ -13,10 +12,12 @@
 //
 // The same starters the test bed uses are exported for a test that needs a
 // service of its own, to kill and restart it: NewMosquitto(t, opts) and
-// NewKafka(t, opts) (or StartMosquitto / StartKafka outside a test) return a
-// handle with Addr, Kill, Restart and Stop. Mosquitto is the Debian package;
-// Kafka runs from its Maven Central jars (internal/testenv/kafka/pom.xml),
-// which scripts/install-deps.sh puts in KafkaHome(), outside the work tree.
+// NewKafka(t, opts), NewPostgres and NewAzurite (or StartMosquitto,
+// StartKafka, ... outside a test) return a handle with Addr, Kill, Restart
+// and Stop. Mosquitto and PostgreSQL are the Debian packages; Kafka runs
+// from its Maven Central jars (internal/testenv/kafka/pom.xml), which
+// scripts/install-deps.sh puts in KafkaHome(), outside the work tree;
+// Azurite is the npm package pinned in internal/testenv/azurite.
 package testenv
 
 import (

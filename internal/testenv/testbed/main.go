@@ -2,10 +2,11 @@
 // with their addresses in its environment, stops the services and exits
 // with the command's exit code:
 //
-//	go run ./internal/testenv/testbed [-services mosquitto,kafka] [-keep] -- go test ./...
+//	go run ./internal/testenv/testbed [-services mosquitto,kafka,postgres,azurite] [-keep] -- go test ./...
 //
 // It exports SAILSTREAM_TEST_MQTT (tcp://127.0.0.1:PORT),
-// SAILSTREAM_TEST_KAFKA (127.0.0.1:PORT) and, when every service it knows
+// SAILSTREAM_TEST_KAFKA (127.0.0.1:PORT), SAILSTREAM_TEST_POSTGRES
+// (postgres://...), SAILSTREAM_TEST_AZURITE (a connection string) and, when every service it knows
 // was started, SAILSTREAM_TEST_REQUIRE_SERVICES=1, so that a test whose
 // service is missing fails instead of being skipped (see package testenv).
 //
@@ -63,6 +64,22 @@ var known = []service{
 		}
 		os.Setenv(testenv.EnvKafka, strings.Join(k.Brokers(), ","))
 		return k, nil
+	}},
+	{"postgres", func(ctx context.Context, dir string) (running, error) {
+		pg, err := testenv.StartPostgres(ctx, testenv.PostgresOptions{Dir: dir})
+		if err != nil {
+			return nil, err
+		}
+		os.Setenv(testenv.EnvPostgres, pg.URL())
+		return pg, nil
+	}},
+	{"azurite", func(ctx context.Context, dir string) (running, error) {
+		a, err := testenv.StartAzurite(ctx, testenv.AzuriteOptions{Dir: dir})
+		if err != nil {
+			return nil, err
+		}
+		os.Setenv(testenv.EnvAzurite, a.ConnectionString())
+		return a, nil
 	}},
 }
 
@@ -149,7 +166,7 @@ func run() int {
 	} else {
 		logf("not all services started: tests that need a missing one are skipped")
 	}
-	for _, v := range []string{testenv.EnvMQTT, testenv.EnvKafka, testenv.EnvRequire} {
+	for _, v := range []string{testenv.EnvMQTT, testenv.EnvKafka, testenv.EnvPostgres, testenv.EnvAzurite, testenv.EnvRequire} {
 		if x := os.Getenv(v); x != "" {
 			logf("%s=%s", v, x)
 		}
