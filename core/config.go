@@ -101,15 +101,29 @@ type Config struct {
 	// (processing time) stops holding back the operator's watermark and
 	// releases what it buffered. Zero means DefaultIdleTimeout.
 	IdleTimeout time.Duration
-	// Guarantee is GuaranteeAtLeastOnce (the default when empty) or
-	// GuaranteeExactlyOnce. See docs/streaming.md for the trade-off.
+	// Guarantee is GuaranteeExactlyOnce (the default when empty) or
+	// GuaranteeAtLeastOnce. See docs/streaming.md for the trade-off.
 	Guarantee string
+	// InstanceID, when set, makes this instance a static member of the
+	// group (KIP-345): restarted within SessionTimeout with the same ID it
+	// gets its partitions back without a rebalance, and a crashed one's
+	// partitions wait for it instead of moving twice. It also names the
+	// default TransactionalID. Set it to something stable per instance
+	// (a pod name of a StatefulSet, a host name); never share it between
+	// two running instances. Empty: a dynamic member, which leaves the
+	// group when it stops.
+	InstanceID string
+	// SessionTimeout is how long the group waits for a member that stopped
+	// heartbeating (a crashed process, a static member restarting) before
+	// moving its partitions. Zero means the client's default (45s).
+	SessionTimeout time.Duration
 	// TransactionalID identifies this instance's transactional producer
 	// (exactly-once only). A restarted instance that reuses its ID fences
 	// its predecessor and aborts its open transaction at once; a new ID
 	// leaves that transaction to time out (TransactionTimeout) first,
-	// holding back the partitions it consumed. Empty means the group, the
-	// host name and a random suffix.
+	// holding back the partitions it consumed. Empty means the group and
+	// InstanceID, or without one the group, the host name and a random
+	// suffix.
 	TransactionalID string
 	// CacheDir holds compiled UDFs across restarts. Empty means
 	// $XDG_CACHE_HOME/sailstream/wasm (os.UserCacheDir); "-" keeps the
@@ -163,6 +177,9 @@ func (c Config) Validate() error {
 	if c.IdleTimeout < 0 {
 		errs = append(errs, fmt.Errorf("idle timeout %s: must not be negative", c.IdleTimeout))
 	}
+	if c.SessionTimeout < 0 {
+		errs = append(errs, fmt.Errorf("session timeout %s: must not be negative", c.SessionTimeout))
+	}
 	if c.Guarantee != GuaranteeAtLeastOnce && c.Guarantee != GuaranteeExactlyOnce {
 		errs = append(errs, fmt.Errorf("guarantee %q: must be %q or %q", c.Guarantee, GuaranteeExactlyOnce, GuaranteeAtLeastOnce))
 	}
@@ -215,7 +232,10 @@ func (c Config) withDefaults() Config {
 		c.Topics.State = DefaultStateTopic
 	}
 	if c.Guarantee == "" {
-		c.Guarantee = GuaranteeAtLeastOnce
+		c.Guarantee = GuaranteeExactlyOnce
+	}
+	if c.TransactionalID == "" && c.InstanceID != "" {
+		c.TransactionalID = c.Group + "-" + c.InstanceID
 	}
 	if c.TransactionalID == "" {
 		host, _ := os.Hostname()

@@ -22,26 +22,12 @@ func (p *Processor) eos() bool { return p.cfg.Guarantee == GuaranteeExactlyOnce 
 // runEOS is Run's exactly-once half: one Kafka transaction per poll holds
 // its outputs, the changed per-device state and the consumed offsets.
 func (p *Processor) runEOS(ctx context.Context, log *slog.Logger) error {
-	sess, err := kgo.NewGroupTransactSession(
-		kgo.SeedBrokers(p.cfg.KafkaBrokers...),
-		kgo.ClientID("sailstream-core"),
-		kgo.WithLogger(kgoLogger{log}),
-		kgo.ConsumerGroup(p.cfg.Group),
-		kgo.ConsumeTopics(p.cfg.Topics.Raw),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	sess, err := kgo.NewGroupTransactSession(append(p.clientOpts(log),
 		kgo.RequireStableFetchOffsets(),
 		kgo.TransactionalID(p.cfg.TransactionalID),
 		kgo.TransactionTimeout(transactionTimeout),
-		kgo.DisableAutoCommit(),
-		// Rebalances wait for the end of the poll's transaction, so the
-		// callbacks never see a half-handled poll.
-		kgo.BlockRebalanceOnPoll(),
-		kgo.OnPartitionsAssigned(p.onAssigned),
-		kgo.OnPartitionsRevoked(p.onRevoked),
-		kgo.OnPartitionsLost(p.onLost),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordPartitioner(statePartitioner{state: p.cfg.Topics.State, rest: kgo.UniformBytesPartitioner(64<<10, true, true, nil)}),
-	)
+	)...)
 	if err != nil {
 		return fmt.Errorf("core: kafka client: %w", err)
 	}
@@ -54,7 +40,7 @@ func (p *Processor) runEOS(ctx context.Context, log *slog.Logger) error {
 	})
 	defer stopGrace()
 
-	log.Info("core started", "guarantee", p.cfg.Guarantee, "transactional_id", p.cfg.TransactionalID,
+	log.Info("core started", "guarantee", p.cfg.Guarantee, "transactional_id", p.cfg.TransactionalID, "instance_id", p.cfg.InstanceID,
 		"brokers", p.cfg.KafkaBrokers, "group", p.cfg.Group,
 		"raw", p.cfg.Topics.Raw, "enriched", p.cfg.Topics.Enriched,
 		"late", p.cfg.Topics.Late, "dlq", p.cfg.Topics.DLQ, "shadow", p.cfg.Topics.Shadow,

@@ -134,20 +134,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	if p.eos() {
 		return p.runEOS(ctx, log)
 	}
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(p.cfg.KafkaBrokers...),
-		kgo.ClientID("sailstream-core"),
-		kgo.WithLogger(kgoLogger{log}),
-		kgo.ConsumerGroup(p.cfg.Group),
-		kgo.ConsumeTopics(p.cfg.Topics.Raw),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.DisableAutoCommit(),
-		kgo.BlockRebalanceOnPoll(),
-		kgo.OnPartitionsAssigned(p.onAssigned),
-		kgo.OnPartitionsRevoked(p.onRevoked),
-		kgo.OnPartitionsLost(p.onLost),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-	)
+	cl, err := kgo.NewClient(p.clientOpts(log)...)
 	if err != nil {
 		return fmt.Errorf("core: kafka client: %w", err)
 	}
@@ -163,7 +150,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	})
 	defer stopGrace()
 
-	log.Info("core started", "brokers", p.cfg.KafkaBrokers, "group", p.cfg.Group,
+	log.Info("core started", "guarantee", p.cfg.Guarantee, "instance_id", p.cfg.InstanceID, "brokers", p.cfg.KafkaBrokers, "group", p.cfg.Group,
 		"raw", p.cfg.Topics.Raw, "enriched", p.cfg.Topics.Enriched,
 		"late", p.cfg.Topics.Late, "dlq", p.cfg.Topics.DLQ, "shadow", p.cfg.Topics.Shadow,
 		"registry", p.cfg.Topics.Registry, "max_out_of_order", *p.cfg.MaxOutOfOrder,
@@ -620,4 +607,34 @@ func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 		lv = slog.LevelDebug
 	}
 	k.l.Log(context.Background(), lv, "kafka: "+msg, keyvals...)
+}
+
+// clientOpts are the Kafka client options both guarantees share: the
+// consumer group (static when InstanceID is set), read_committed fetches,
+// manual commits, rebalances held back while a poll is handled, and the
+// assignment callbacks.
+func (p *Processor) clientOpts(log *slog.Logger) []kgo.Opt {
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(p.cfg.KafkaBrokers...),
+		kgo.ClientID("sailstream-core"),
+		kgo.WithLogger(kgoLogger{log}),
+		kgo.ConsumerGroup(p.cfg.Group),
+		kgo.ConsumeTopics(p.cfg.Topics.Raw),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.DisableAutoCommit(),
+		// Rebalances wait for the end of the poll (and, exactly-once, of
+		// its transaction), so the callbacks never see a half-handled poll.
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(p.onAssigned),
+		kgo.OnPartitionsRevoked(p.onRevoked),
+		kgo.OnPartitionsLost(p.onLost),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+	}
+	if p.cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(p.cfg.InstanceID))
+	}
+	if p.cfg.SessionTimeout > 0 {
+		opts = append(opts, kgo.SessionTimeout(p.cfg.SessionTimeout))
+	}
+	return opts
 }

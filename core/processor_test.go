@@ -305,10 +305,21 @@ func runScenario(t *testing.T, brokers []string, topics Topics, group string) {
 	stop()
 
 	// A restarted processor resumes after the commit: only a new record
-	// is processed, and it continues from boat-1's state... which a new
-	// instance does not have, so it is that instance's first boat-1
-	// reading.
-	next := rawCase{key: "boat-1", payload: payload("boat-1", 5, 11*time.Second, 52.46, 21.02), out: "enriched"}
+	// is processed, and it continues from boat-1's state, which the new
+	// instance read back from the changelog (exactly-once, the default):
+	// its motion is measured from boat-1's last reading, 10 s.
+	next := rawCase{name: "boat-1 after a restart", key: "boat-1", payload: payload("boat-1", 5, 11*time.Second, 52.46, 21.02), out: "enriched"}
+	var prev, cur telemetry.Reading
+	if err := json.Unmarshal(cases[4].payload, &prev); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(next.payload, &cur); err != nil {
+		t.Fatal(err)
+	}
+	if cases[4].name != "boat-1 20 m east in 8 s" {
+		t.Fatalf("case 4 is %q: update the restart check", cases[4].name)
+	}
+	next.motion = Motion(&prev, cur)
 	if err := admin.ProduceSync(ctx, &kgo.Record{Topic: topics.Raw, Key: []byte(next.key), Value: next.payload, Headers: rawHeaders(next)}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}

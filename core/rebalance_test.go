@@ -15,10 +15,20 @@ import (
 )
 
 // TestProcessorRebalance starts a second processor in the group of a first
-// one: the first must give up a partition (dropping its state for it), the
-// second must start that partition's devices from scratch, and no reading is
-// enriched twice or lost.
+// one: the first must give up a partition (dropping its state for it) and
+// no reading is enriched twice or lost. With exactly-once the second
+// carries on from the moved partition's state in the changelog; with
+// at-least-once it starts that partition's devices from scratch.
 func TestProcessorRebalance(t *testing.T) {
+	for _, g := range []string{GuaranteeExactlyOnce, GuaranteeAtLeastOnce} {
+		t.Run(g, func(t *testing.T) {
+			t.Parallel()
+			testRebalance(t, g)
+		})
+	}
+}
+
+func testRebalance(t *testing.T, guarantee string) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1))
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +66,7 @@ func TestProcessorRebalance(t *testing.T) {
 	}
 	cfg := Config{
 		KafkaBrokers: brokers, Group: "core-rebalance", Topics: topics, Partitions: 2,
-		Now: func() time.Time { return scenarioNow },
+		Now: func() time.Time { return scenarioNow }, Guarantee: guarantee,
 	}
 
 	produce(1, 2, 3)
@@ -91,7 +101,7 @@ func TestProcessorRebalance(t *testing.T) {
 		}
 		seen[id] = true
 		if e.Seq > 1 && e.DistanceM == 0 {
-			// The first reading an instance sees of a device: the
+			// The first reading an instance sees of a device when the
 			// new owner of a partition starts without state.
 			if e.Seq != 4 {
 				t.Errorf("%s: no previous reading, want that only for the moved partition's seq 4", id)
@@ -99,8 +109,12 @@ func TestProcessorRebalance(t *testing.T) {
 			firsts++
 		}
 	}
-	if firsts != 1 {
-		t.Errorf("%d readings started from empty state after the rebalance, want 1 (the moved partition)", firsts)
+	want := 0 // the changelog carries the moved partition's state over
+	if guarantee == GuaranteeAtLeastOnce {
+		want = 1 // the moved partition starts from empty state
+	}
+	if firsts != want {
+		t.Errorf("%d readings started from empty state after the rebalance, want %d", firsts, want)
 	}
 	if partsOf(b) != 1 {
 		t.Errorf("second processor has state for %d partitions, want 1", partsOf(b))

@@ -182,7 +182,7 @@ func newUDFTopics(prefix string) udfTopics {
 	id := testenv.Unique(prefix)
 	return udfTopics{Topics: Topics{
 		Raw: id + ".raw", Enriched: id + ".enriched", Late: id + ".late", DLQ: id + ".dlq",
-		Shadow: id + ".shadow", Registry: id + ".udf.modules",
+		Shadow: id + ".shadow", Registry: id + ".udf.modules", State: id + ".state",
 	}, id: id}
 }
 

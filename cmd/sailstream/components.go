@@ -12,6 +12,7 @@ import (
 	"github.com/sailstream/sailstream/core"
 	"github.com/sailstream/sailstream/edge"
 	"github.com/sailstream/sailstream/internal/controlplane"
+	"github.com/sailstream/sailstream/sinks/timescale"
 	"github.com/sailstream/sailstream/udf"
 	"github.com/sailstream/sailstream/web"
 )
@@ -85,9 +86,11 @@ type coreCmd struct {
 	AllowedLateness time.Duration `help:"Still accept readings up to this much behind the watermark (never before a reading of their device already processed)." default:"0s"`
 	IdleTimeout     time.Duration `help:"A raw-topic partition without records for this long stops holding back the event-time watermark and releases what it buffered." default:"5s"`
 	MetricsAddr     string        `help:"Where to serve Prometheus metrics on /metrics; empty disables." default:"127.0.0.1:9463"`
-	Guarantee       string        `help:"Delivery guarantee: exactly-once (outputs, per-device state and offsets in one Kafka transaction per poll; state restored from the changelog) or at-least-once (lower latency, duplicates after a restart)." enum:"exactly-once,at-least-once" default:"at-least-once"`
+	Guarantee       string        `help:"Delivery guarantee: exactly-once (outputs, per-device state and offsets in one Kafka transaction per poll; state restored from the changelog) or at-least-once (lower latency, duplicates and lost per-device state after a restart)." enum:"exactly-once,at-least-once" default:"exactly-once"`
+	InstanceID      string        `name:"instance-id" help:"Static group membership: a stable name for this instance (pod or host name; never shared by two running instances). Restarted within --session-timeout it gets its partitions back without a rebalance. Also names the default --transactional-id."`
+	SessionTimeout  time.Duration `help:"How long the group waits for an instance that stopped heartbeating before moving its partitions." default:"45s"`
 	StateTopic      string        `help:"Compacted changelog of per-device state (exactly-once)." default:"core.state"`
-	TransactionalID string        `name:"transactional-id" help:"Transactional ID of this instance (exactly-once); keep it stable across restarts of one instance so a restart aborts its predecessor's open transaction at once. Empty: group, host and a random suffix."`
+	TransactionalID string        `name:"transactional-id" help:"Transactional ID of this instance (exactly-once); keep it stable across restarts of one instance so a restart aborts its predecessor's open transaction at once. Empty: group and --instance-id, or group, host and a random suffix."`
 	udfFlags
 }
 
@@ -128,7 +131,7 @@ func (c *coreCmd) Run(rc *runContext) error {
 		KafkaBrokers: c.KafkaBrokers, Group: c.Group, Partitions: c.Partitions,
 		Topics: core.Topics{Raw: c.RawTopic, Enriched: c.EnrichedTopic, Late: c.LateTopic, DLQ: c.DLQTopic,
 			Shadow: c.ShadowTopic, Registry: c.RegistryTopic, State: c.StateTopic},
-		Guarantee: c.Guarantee, TransactionalID: c.TransactionalID,
+		Guarantee: c.Guarantee, TransactionalID: c.TransactionalID, InstanceID: c.InstanceID, SessionTimeout: c.SessionTimeout,
 		MaxOutOfOrder: &c.MaxOutOfOrder, AllowedLateness: c.AllowedLateness, IdleTimeout: c.IdleTimeout, Engine: eng, QuarantineAfter: c.QuarantineAfter,
 		Logger: rc.log.With("component", "core"), Registerer: reg,
 	})
@@ -155,14 +158,24 @@ type webCmd struct {
 	KafkaBrokers  []string `help:"Kafka seed brokers, comma-separated." default:"127.0.0.1:9092"`
 	EnrichedTopic string   `help:"Topic of enriched readings to show." default:"telemetry.enriched"`
 	HTTPAddr      string   `name:"http-addr" help:"Where the map, WebSocket, REST API and /metrics are served." default:"127.0.0.1:8080"`
+	PG            string   `name:"pg" help:"PostgreSQL/TimescaleDB URL (the one 'sink timescale' writes) that serves /api/devices/{id}/track; empty: that endpoint answers 501."`
 }
 
 func (c *webCmd) Run(rc *runContext) error {
 	reg := newRegistry()
-	s, err := web.New(web.Config{
+	cfg := web.Config{
 		Addr: c.HTTPAddr, KafkaBrokers: c.KafkaBrokers, EnrichedTopic: c.EnrichedTopic,
 		Gatherer: reg, Registerer: reg, Logger: rc.log.With("component", "web"),
-	})
+	}
+	if c.PG != "" {
+		st, err := timescale.OpenStore(c.PG, timescale.StoreOptions{})
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		cfg.Tracks = st // only when set: a nil *Store would be a non-nil interface
+	}
+	s, err := web.New(cfg)
 	if err != nil {
 		return err
 	}

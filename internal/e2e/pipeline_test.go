@@ -43,7 +43,7 @@ func TestIntegrationPipeline(t *testing.T) {
 	defer cancel()
 
 	id := testenv.Unique("e2e")
-	topics := core.Topics{Raw: id + ".raw", Enriched: id + ".enriched", Late: id + ".late", DLQ: id + ".dlq", Shadow: id + ".shadow", Registry: id + ".udf"}
+	topics := core.Topics{Raw: id + ".raw", Enriched: id + ".enriched", Late: id + ".late", DLQ: id + ".dlq", Shadow: id + ".shadow", Registry: id + ".udf", State: id + ".state"}
 	prefix := "sailstream-test/" + id + "/devices"
 
 	log := testLogger(t)
