@@ -134,6 +134,19 @@ func (p *Processor) handlePollEOS(ctx, work context.Context, sess *kgo.GroupTran
 		return err
 	}
 	if len(out) == 0 && !polled {
+		// Nothing to commit, but the session still ends an (empty)
+		// transaction: franz-go's GroupTransactSession hands a revoke to
+		// OnPartitionsRevoked only once per transaction (it resets its
+		// "revoked" flag in End), so without an End after every poll a
+		// second cooperative revoke in a quiet spell would never reach
+		// onRevoked and this instance would go on writing the state of a
+		// partition that moved to another (seen in the scale test).
+		if err := sess.Begin(); err != nil {
+			return fmt.Errorf("core: beginning a transaction: %w", err)
+		}
+		if _, err := sess.End(work, kgo.TryCommit); err != nil && ctx.Err() == nil {
+			return fmt.Errorf("core: ending an empty transaction: %w", err)
+		}
 		return nil
 	}
 

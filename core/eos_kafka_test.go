@@ -63,10 +63,10 @@ func TestIntegrationExactlyOnceRestart(t *testing.T) {
 	runExactlyOnce(t, brokers, false)
 }
 
-// TestIntegrationExactlyOnceScale adds an instance beside the running one
-// and then stops the old one, twice, mid-stream (each a rebalance: state
-// of moved partitions restored by the new owner, kept partitions keep
-// theirs): the same assertions as TestIntegrationExactlyOnceRestart.
+// TestIntegrationExactlyOnceScale runs three instances, adds a fourth
+// mid-stream and then stops one of the first three (each a rebalance:
+// state of moved partitions restored by the new owner, kept partitions
+// keep theirs): the same assertions as TestIntegrationExactlyOnceRestart.
 func TestIntegrationExactlyOnceScale(t *testing.T) {
 	brokers := testenv.KafkaBrokers(t)
 	t.Parallel()
@@ -87,7 +87,11 @@ func runExactlyOnce(t *testing.T, brokers []string, scale bool) {
 		t.Fatal(err)
 	}
 	defer prod.Close()
-	if err := kafkatopic.Ensure(ctx, prod, kafkatopic.Spec{Name: u.Raw, Partitions: 3}); err != nil {
+	parts := int32(3)
+	if scale {
+		parts = 6 // four instances at most
+	}
+	if err := kafkatopic.Ensure(ctx, prod, kafkatopic.Spec{Name: u.Raw, Partitions: parts}); err != nil {
 		t.Fatal(err)
 	}
 	produce := func(rs []telemetry.Reading) {
@@ -106,7 +110,7 @@ func runExactlyOnce(t *testing.T, brokers []string, scale bool) {
 	}
 	cfg := u.config(brokers, nil)
 	cfg.Guarantee = GuaranteeExactlyOnce
-	cfg.TransactionalID = u.id + "-core"
+	cfg.Partitions = parts
 	cfg.Now = func() time.Time { return t0.Add(time.Hour) }
 	cfg.MaxOutOfOrder = new(2 * time.Second)
 	cfg.IdleTimeout = time.Second
@@ -118,7 +122,6 @@ func runExactlyOnce(t *testing.T, brokers []string, scale bool) {
 		cfg.IdleTimeout = 8 * time.Second
 	}
 
-	// Three runs, each stopped while readings are still arriving.
 	enrichedSoFar := func() int {
 		adm := kadm.NewClient(prod)
 		offs, err := adm.ListCommittedOffsets(ctx, u.Enriched) // read_committed end
@@ -129,22 +132,9 @@ func runExactlyOnce(t *testing.T, brokers []string, scale bool) {
 		offs.Each(func(o kadm.ListedOffset) { n += int(o.Offset) })
 		return n
 	}
-	chunks := [][]telemetry.Reading{stream[:len(stream)/3], stream[len(stream)/3 : 2*len(stream)/3], stream[2*len(stream)/3:]}
-	var stopPrev func()
-	for i, chunk := range chunks {
-		c := cfg
-		c.Registerer = prometheus.NewRegistry()
-		if scale {
-			c.TransactionalID = fmt.Sprintf("%s-core-%d", u.id, i)
-		}
-		_, stop := startProcessor(t, c)
-		defer stop()
-		if scale && stopPrev != nil {
-			// The new instance joined beside the previous one (a
-			// rebalance moved partitions to it); now the previous
-			// one leaves mid-stream (another rebalance).
-			stopPrev()
-		}
+	// produceHalves produces a chunk in two halves, the second once the
+	// first has brought output: whatever happens next happens mid-stream.
+	produceHalves := func(chunk []telemetry.Reading) {
 		half := len(chunk) / 2
 		produce(chunk[:half])
 		before := enrichedSoFar()
@@ -155,10 +145,38 @@ func runExactlyOnce(t *testing.T, brokers []string, scale bool) {
 			return nil
 		})
 		produce(chunk[half:])
-		if !scale && i < len(chunks)-1 {
-			stop() // mid-stream: the second half is still being consumed
+	}
+	startNth := func(i int) func() {
+		c := cfg
+		c.Registerer = prometheus.NewRegistry()
+		c.TransactionalID = fmt.Sprintf("%s-core-%d", u.id, i)
+		if c.Logger != nil {
+			c.Logger = c.Logger.With("instance", i)
 		}
-		stopPrev = stop
+		_, stop := startProcessor(t, c)
+		t.Cleanup(stop)
+		return stop
+	}
+	chunks := [][]telemetry.Reading{stream[:len(stream)/3], stream[len(stream)/3 : 2*len(stream)/3], stream[2*len(stream)/3:]}
+	if scale {
+		// Three instances; a fourth joins mid-stream; then one of the
+		// first three leaves mid-stream.
+		stops := []func(){startNth(0), startNth(1), startNth(2)}
+		produceHalves(chunks[0])
+		startNth(3)
+		produceHalves(chunks[1])
+		stops[1]()
+		produceHalves(chunks[2])
+	} else {
+		// One instance at a time, each stopped while readings are still
+		// arriving and replaced by the next.
+		for i, chunk := range chunks {
+			stop := startNth(0)
+			produceHalves(chunk)
+			if i < len(chunks)-1 {
+				stop()
+			}
+		}
 	}
 
 	want := map[string][]telemetry.Reading{}

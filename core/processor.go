@@ -523,6 +523,12 @@ func (p *Processor) onAssigned(_ context.Context, _ *kgo.Client, assigned map[st
 	p.mu.Lock()
 	now := time.Now()
 	for _, part := range assigned[p.cfg.Topics.Raw] {
+		if _, had := p.parts[part]; had && p.eos() {
+			// Assigned a partition this instance never saw revoked: its
+			// state here may be stale. Read it back from the changelog.
+			p.cfg.Logger.Warn("partition assigned again without a revoke: restoring its state from the changelog", "partition", part)
+			delete(p.parts, part)
+		}
 		p.partition(part, now)
 	}
 	p.mu.Unlock()

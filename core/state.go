@@ -133,6 +133,56 @@ func (p *Processor) applyState(part int32, st *partitionState, rec *kgo.Record) 
 	return nil
 }
 
+// stableEnds returns the last stable offsets of the changelog partitions
+// of parts once no transaction is open on them (last stable offset = high
+// watermark). Only the owner of a raw partition writes its changelog
+// partition, so an open transaction there is the previous owner's: one
+// that crashed (open until an instance with its transactional id fences
+// it, or until the transaction timeout) or one whose commit markers are
+// still being written. Reading to the last stable offset before it ends
+// would miss its state if it commits. After transactionTimeout and a
+// margin the restore goes on with what is stable (and says so).
+func (p *Processor) stableEnds(ctx context.Context, ka *kadm.Client, parts map[int32]*partitionState) (kadm.ListedOffsets, error) {
+	topic := p.cfg.Topics.State
+	deadline := time.Now().Add(transactionTimeout + 5*time.Second)
+	for {
+		stable, err := ka.ListCommittedOffsets(ctx, topic)
+		if err == nil {
+			err = stable.Error()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("core: restoring state: end offsets of %s: %w", topic, err)
+		}
+		hwm, err := ka.ListEndOffsets(ctx, topic)
+		if err == nil {
+			err = hwm.Error()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("core: restoring state: end offsets of %s: %w", topic, err)
+		}
+		var open []int32
+		for part := range parts {
+			s, _ := stable.Lookup(topic, part)
+			h, _ := hwm.Lookup(topic, part)
+			if s.Offset < h.Offset {
+				open = append(open, part)
+			}
+		}
+		if len(open) == 0 {
+			return stable, nil
+		}
+		if time.Now().After(deadline) {
+			p.cfg.Logger.Warn("a transaction is still open on the state changelog: restoring what is committed", "topic", topic, "partitions", open)
+			return stable, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("core: restoring state: waiting for open transactions on %s %v to end: %w", topic, open, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // restore reads the changelog partitions with the numbers of parts to
 // their last stable offset (read_committed: only committed transactions)
 // and rebuilds the partitions' state from them. The caller holds p.mu.
@@ -150,12 +200,9 @@ func (p *Processor) restore(ctx context.Context, parts map[int32]*partitionState
 	}
 	defer adm.Close()
 	ka := kadm.NewClient(adm)
-	ends, err := ka.ListCommittedOffsets(ctx, topic)
-	if err == nil {
-		err = ends.Error()
-	}
+	ends, err := p.stableEnds(ctx, ka, parts)
 	if err != nil {
-		return fmt.Errorf("core: restoring state: end offsets of %s: %w", topic, err)
+		return err
 	}
 	starts, err := ka.ListStartOffsets(ctx, topic)
 	if err == nil {
