@@ -3,10 +3,11 @@
 #   make build      web assets, then bin/sailstream (version stamped)
 #   make run        build, then ./bin/sailstream up
 #   make deps       install what a fresh machine lacks (scripts/install-deps.sh)
-#   make test       everything, with -race, against real Mosquitto and Kafka
+#   make test       everything, with -race, against real Mosquitto, Kafka,
+#                   PostgreSQL and Azurite
 #                   started by the test bed (internal/testenv/testbed)
 #   make test-unit  fast tests only: -short, no services
-#   make bench      benchmarks of the hot paths
+#   make bench      benchmarks of the hot paths and of the sinks (test bed services)
 #   make check      gofmt, go vet, go mod tidy must leave go.mod/go.sum unchanged
 #   make clean
 
@@ -62,8 +63,10 @@ test: deps web bin/testbed
 test-unit:
 	$(GO) test -short -count=1 $(PKGS)
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./telemetry/... ./core/... ./udf/udftest/...
+# Benchmarks, with the test bed's services for those that need them (core's
+# end-to-end guarantee comparison, the sinks).
+bench: deps bin/testbed
+	bin/testbed $(TESTBED_FLAGS) -- $(GO) test -run '^$$' -bench . -benchmem ./telemetry/... ./core/... ./udf/udftest/... ./sinks/...
 
 # --- hygiene -------------------------------------------------------------------
 GO_FILES = $(shell find . \( -name node_modules -o -name .git -o -name .cache -o -name testdata \) -prune -o -name '*.go' -print)
