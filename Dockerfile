@@ -40,8 +40,8 @@ RUN --mount=type=cache,target=/go/pkg/mod \
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/sailstream /usr/local/bin/sailstream
 USER nonroot:nonroot
-# web (map, /ws, REST, /metrics), and the metrics of edge, bridge and core.
-EXPOSE 8080 9461 9462 9463
+# web (map, /ws, REST, /metrics), and the metrics of edge, bridge, core and the sinks.
+EXPOSE 8080 9461 9462 9463 9464 9465
 ENTRYPOINT ["/usr/local/bin/sailstream"]
 # Without a command the image explains itself; compose.yaml names one per service.
 CMD ["--help"]

@@ -208,20 +208,30 @@ func TestMain(m *testing.M) {
 }
 
 var (
-	subcommandRe = regexp.MustCompile(`(?m)^  ([a-z][a-z0-9-]*) \[flags\]`)
+	// A command line of `sailstream --help`: the words of a runnable
+	// subcommand (one, or more for a group such as `sink timescale`), its
+	// required flags and arguments, then [flags].
+	subcommandRe = regexp.MustCompile(`(?m)^  ([a-z][a-z0-9-]*(?: [a-z][a-z0-9-]*)*)((?: [^ \n]+)*?) \[flags\]$`)
+	requiredRe   = regexp.MustCompile(`--([a-z][a-z0-9-]*)=`)
 	envVarRe     = regexp.MustCompile(`\(\$(SAILSTREAM_[A-Z0-9_]+)\)`)
 )
 
-// subcommands lists the subcommands `sailstream --help` names.
-func subcommands(t *testing.T, bin string) []string {
+// subcommands returns the runnable subcommands `sailstream --help` names
+// ("core", "sink timescale", ...), each with the SAILSTREAM_* variables of
+// its required flags.
+func subcommands(t *testing.T, bin string) map[string][]string {
 	t.Helper()
 	out, err := exec.Command(bin, "--help").CombinedOutput()
 	if err != nil {
 		t.Fatalf("sailstream --help: %v\n%s", err, out)
 	}
-	var cmds []string
+	cmds := map[string][]string{}
 	for _, m := range subcommandRe.FindAllStringSubmatch(string(out), -1) {
-		cmds = append(cmds, m[1])
+		var required []string
+		for _, f := range requiredRe.FindAllStringSubmatch(m[2], -1) {
+			required = append(required, flagEnv(f[1]))
+		}
+		cmds[m[1]] = required
 	}
 	if len(cmds) == 0 {
 		t.Fatalf("found no subcommands in sailstream --help:\n%s", out)
@@ -229,16 +239,31 @@ func subcommands(t *testing.T, bin string) []string {
 	return cmds
 }
 
+// flagEnv is the variable that sets a flag: SAILSTREAM_ and its name in
+// upper case with - as _ (as `sailstream --help` says).
+func flagEnv(flag string) string {
+	return "SAILSTREAM_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// subcommand is the subcommand a service runs: its command's words.
+func subcommand(s service) string { return strings.Join(s.Command, " ") }
+
+// help returns what `sailstream <sub> --help` prints.
+func help(t *testing.T, bin, sub string) string {
+	t.Helper()
+	out, err := exec.Command(bin, append(strings.Fields(sub), "--help")...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sailstream %s --help: %v\n%s", sub, err, out)
+	}
+	return string(out)
+}
+
 // envVars returns the SAILSTREAM_* variables `sailstream <sub> --help`
 // documents: the flags of that subcommand, global ones included.
 func envVars(t *testing.T, bin, sub string) map[string]bool {
 	t.Helper()
-	out, err := exec.Command(bin, sub, "--help").CombinedOutput()
-	if err != nil {
-		t.Fatalf("sailstream %s --help: %v\n%s", sub, err, out)
-	}
 	vars := map[string]bool{}
-	for _, m := range envVarRe.FindAllStringSubmatch(string(out), -1) {
+	for _, m := range envVarRe.FindAllStringSubmatch(help(t, bin, sub), -1) {
 		vars[m[1]] = true
 	}
 	return vars
@@ -268,12 +293,15 @@ func TestComposeUsesRealCommandsAndFlags(t *testing.T) {
 	for _, name := range sailstreamServices(t, c) {
 		t.Run(name, func(t *testing.T) {
 			s := c.Services[name]
-			if len(s.Command) != 1 {
-				t.Fatalf("command %q: want exactly the subcommand, configuration goes in SAILSTREAM_* variables", s.Command)
+			sub := subcommand(s)
+			required, ok := cmds[sub]
+			if !ok {
+				t.Fatalf("command %q is not a subcommand of sailstream, or has arguments: want exactly the subcommand's words, configuration goes in SAILSTREAM_* variables (subcommands: %v)", s.Command, sortedKeys(cmds))
 			}
-			sub := s.Command[0]
-			if !slices.Contains(cmds, sub) {
-				t.Fatalf("command %q is not a subcommand of sailstream (it has %v)", sub, cmds)
+			for _, k := range required {
+				if s.Environment[k] == "" {
+					t.Errorf("%s is not set: `sailstream %s` requires it", k, sub)
+				}
 			}
 			known := envVars(t, bin, sub)
 			if len(known) == 0 {
@@ -322,7 +350,7 @@ func TestComposeListensOnAllInterfaces(t *testing.T) {
 	c := loadCompose(t)
 	for _, name := range sailstreamServices(t, c) {
 		s := c.Services[name]
-		known := envVars(t, bin, s.Command[0])
+		known := envVars(t, bin, subcommand(s))
 		for _, k := range listenAddrVars {
 			if !known[k] {
 				continue
