@@ -1,12 +1,18 @@
 package core
 
 import (
+	"cmp"
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
+	"slices"
+
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sailstream/sailstream/telemetry"
@@ -25,8 +31,13 @@ type stateValue struct {
 	// watermark starts from the largest over its devices.
 	MaxEvent int64              `json:"max,omitempty"`
 	Last     *telemetry.Reading `json:"last,omitempty"`
-	Seen     []seenEntry        `json:"seen,omitempty"`
-	Buf      []bufEntry         `json:"buf,omitempty"`
+	// Seen is the dedup window packed by packSeen: a few bytes an entry
+	// instead of the ~35 of a JSON object (it is written whole, for
+	// every device a poll changes). SeenJSON is the earlier, unpacked
+	// form, still read.
+	Seen     []byte      `json:"seenz,omitempty"`
+	SeenJSON []seenEntry `json:"seen,omitempty"`
+	Buf      []bufEntry  `json:"buf,omitempty"`
 	// UDF is the name of the UDF State belongs to; ShadowKey the shadow
 	// version ShadowState belongs to.
 	UDF         string `json:"udf,omitempty"`
@@ -64,11 +75,7 @@ func (p *Processor) stateRecords(part int32, st *partitionState, out []*kgo.Reco
 				last := d.last
 				v.Last = &last
 			}
-			for _, sl := range d.seen {
-				if sl.t != 0 {
-					v.Seen = append(v.Seen, seenEntry{Seq: sl.seq, T: sl.t})
-				}
-			}
+			v.Seen = packSeen(d.seen)
 			for _, it := range d.buf {
 				e := bufEntry{R: it.r}
 				if it.rec != nil {
@@ -91,11 +98,60 @@ func (p *Processor) stateRecords(part int32, st *partitionState, out []*kgo.Reco
 	return out, nil
 }
 
+// packSeen encodes the used slots of a dedup window in seq order: for
+// each, the seq and the event time as deltas from the previous entry
+// (unsigned and zig-zag varints; the first from zero). A device counting
+// up once a second costs 6 bytes an entry.
+func packSeen(slots []dedupSlot) []byte {
+	entries := make([]seenEntry, 0, len(slots))
+	for _, sl := range slots {
+		if sl.t != 0 {
+			entries = append(entries, seenEntry{Seq: sl.seq, T: sl.t})
+		}
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	slices.SortFunc(entries, func(a, b seenEntry) int { return cmp.Compare(a.Seq, b.Seq) })
+	b := make([]byte, 0, 6*len(entries))
+	var seq uint64
+	var t int64
+	for _, e := range entries {
+		b = binary.AppendUvarint(b, e.Seq-seq)
+		b = binary.AppendVarint(b, e.T-t)
+		seq, t = e.Seq, e.T
+	}
+	return b
+}
+
+// unpackSeen decodes packSeen's encoding.
+func unpackSeen(b []byte) ([]seenEntry, error) {
+	var out []seenEntry
+	var seq uint64
+	var t int64
+	for len(b) > 0 {
+		ds, n := binary.Uvarint(b)
+		if n <= 0 {
+			return nil, errors.New("packed dedup window: bad seq")
+		}
+		b = b[n:]
+		dt, n := binary.Varint(b)
+		if n <= 0 {
+			return nil, errors.New("packed dedup window: bad time")
+		}
+		b = b[n:]
+		seq, t = seq+ds, t+dt
+		out = append(out, seenEntry{Seq: seq, T: t})
+	}
+	return out, nil
+}
+
 // applyState puts one changelog record's state into st.
 func (p *Processor) applyState(part int32, st *partitionState, rec *kgo.Record) error {
 	dev := string(rec.Key)
 	var v stateValue
-	if err := json.Unmarshal(rec.Value, &v); err != nil {
+	var err error
+	if err = json.Unmarshal(rec.Value, &v); err != nil {
 		return fmt.Errorf("core: state of %q at %s/%d@%d: %w", dev, rec.Topic, rec.Partition, rec.Offset, err)
 	}
 	if v.MaxEvent != 0 {
@@ -110,9 +166,15 @@ func (p *Processor) applyState(part int32, st *partitionState, rec *kgo.Record) 
 	if v.Last != nil {
 		d.last, d.hasLast = *v.Last, true
 	}
+	seen := v.SeenJSON
 	if len(v.Seen) > 0 {
+		if seen, err = unpackSeen(v.Seen); err != nil {
+			return fmt.Errorf("core: state of %q at %s/%d@%d: %w", dev, rec.Topic, rec.Partition, rec.Offset, err)
+		}
+	}
+	if len(seen) > 0 {
 		d.seen = make([]dedupSlot, dedupWindow)
-		for _, e := range v.Seen {
+		for _, e := range seen {
 			d.seen[e.Seq%dedupWindow] = dedupSlot{seq: e.Seq, t: e.T}
 		}
 	}
@@ -150,15 +212,27 @@ func (p *Processor) stableEnds(ctx context.Context, ka *kadm.Client, parts map[i
 		if err == nil {
 			err = stable.Error()
 		}
-		if err != nil {
-			return nil, fmt.Errorf("core: restoring state: end offsets of %s: %w", topic, err)
-		}
-		hwm, err := ka.ListEndOffsets(ctx, topic)
+		var hwm kadm.ListedOffsets
 		if err == nil {
-			err = hwm.Error()
+			hwm, err = ka.ListEndOffsets(ctx, topic)
+			if err == nil {
+				err = hwm.Error()
+			}
 		}
 		if err != nil {
-			return nil, fmt.Errorf("core: restoring state: end offsets of %s: %w", topic, err)
+			// A topic created a moment ago may not be known to every
+			// broker yet (UNKNOWN_TOPIC_OR_PARTITION), a leader may be
+			// moving: retry those until the restore times out.
+			if !kerr.IsRetriable(err) || ctx.Err() != nil {
+				return nil, fmt.Errorf("core: restoring state: end offsets of %s: %w", topic, err)
+			}
+			p.cfg.Logger.Debug("restoring state: retrying the end offsets", "topic", topic, "err", err)
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Errorf("core: restoring state: end offsets of %s: %w (then %w)", topic, err, ctx.Err())
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
 		}
 		var open []int32
 		for part := range parts {

@@ -88,3 +88,38 @@ func TestStateRoundTrip(t *testing.T) {
 		t.Errorf("redelivered a/2 after restore: %v, want duplicate", v)
 	}
 }
+
+// TestPackSeen round-trips full and sparse dedup windows (a device that
+// restarted its numbering, event times going back) through packSeen, and
+// checks a device counting up once a second costs at most 6 bytes an entry.
+func TestPackSeen(t *testing.T) {
+	full := make([]dedupSlot, dedupWindow)
+	base := t0.UnixNano()
+	for seq := uint64(5000); seq < 5000+dedupWindow; seq++ {
+		full[seq%dedupWindow] = dedupSlot{seq: seq, t: base + int64(seq)*int64(time.Second)}
+	}
+	odd := make([]dedupSlot, dedupWindow)
+	odd[3] = dedupSlot{seq: 3, t: base}
+	odd[7] = dedupSlot{seq: dedupWindow + 7, t: base - int64(time.Hour)} // time going back
+	odd[1] = dedupSlot{seq: 1, t: base + 1}
+	for name, w := range map[string][]dedupSlot{"full": full, "sparse": odd, "empty": make([]dedupSlot, dedupWindow)} {
+		b := packSeen(w)
+		entries, err := unpackSeen(b)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		got := make([]dedupSlot, dedupWindow)
+		for _, e := range entries {
+			got[e.Seq%dedupWindow] = dedupSlot{seq: e.Seq, t: e.T}
+		}
+		if !reflect.DeepEqual(got, w) {
+			t.Errorf("%s: window differs after packSeen/unpackSeen", name)
+		}
+		if name == "full" && len(b) > 6*dedupWindow+16 { // the first entry is absolute
+			t.Errorf("full window packed in %d bytes, want at most %d", len(b), 6*dedupWindow+16)
+		}
+	}
+	if _, err := unpackSeen([]byte{0x80}); err == nil {
+		t.Error("truncated varint: want an error")
+	}
+}

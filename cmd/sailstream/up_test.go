@@ -20,6 +20,7 @@ import (
 
 	gws "github.com/gorilla/websocket"
 
+	"github.com/sailstream/sailstream/internal/testenv"
 	"github.com/sailstream/sailstream/sinks/blob"
 	"github.com/sailstream/sailstream/telemetry"
 )
@@ -314,4 +315,67 @@ func metric(t *testing.T, base, name string) float64 {
 		}
 	}
 	return sum
+}
+
+// TestIntegrationUpWithPG runs `sailstream up --pg` against the test bed's
+// PostgreSQL: the boats' enriched readings land in the database and each
+// boat's track comes back from /api/devices/{id}/track in time order.
+func TestIntegrationUpWithPG(t *testing.T) {
+	pg := testenv.PostgresURL(t)
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	t.Parallel()
+	db := testenv.PostgresDatabase(t, pg)
+	bin := buildBinary(t)
+	httpAddr, mqttAddr := freeAddr(t), freeAddr(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "up", "--http-addr", httpAddr, "--mqtt-listen", mqttAddr, "--rate", "30", "--seed", "3",
+		"--admin-addr", "", "--udf-dir", "", "--archive-dir", "", "--pg", db, "--cache-dir", filepath.Join(os.TempDir(), "sailstream-test-wasm-cache"))
+	cmd.Env = append(os.Environ(), "SAILSTREAM_LOG_LEVEL=warn")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("stderr of sailstream up:\n%s", stderr.String())
+		}
+	}()
+
+	base := "http://" + httpAddr
+	var track []telemetry.Enriched
+	deadline := time.Now().Add(60 * time.Second)
+	for len(track) < 10 && time.Now().Before(deadline) {
+		time.Sleep(500 * time.Millisecond)
+		resp, err := http.Get(base + "/api/devices/boat-2/track")
+		if err != nil {
+			continue
+		}
+		var body struct {
+			Device string               `json:"device"`
+			Points []telemetry.Enriched `json:"points"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		track = body.Points
+	}
+	if len(track) < 10 {
+		t.Fatalf("/api/devices/boat-2/track has %d points after 60s, want at least 10", len(track))
+	}
+	for i, p := range track {
+		if p.Device != "boat-2" || p.UDF == "" {
+			t.Errorf("point %d: %+v, want boat-2 with its UDF", i, p)
+		}
+		if i > 0 && !p.Time.After(track[i-1].Time) {
+			t.Errorf("point %d at %v is not after point %d at %v", i, p.Time, i-1, track[i-1].Time)
+		}
+	}
+	if v := metric(t, base, "sailstream_timescale_rows_written_total"); v <= 0 {
+		t.Errorf("sailstream_timescale_rows_written_total = %v, want > 0", v)
+	}
 }
