@@ -2,6 +2,7 @@
 # Installs what the tests and the build need and a fresh machine lacks:
 #   - Mosquitto and PostgreSQL (Debian packages), for the test bed;
 #   - Azurite (npm ci in internal/testenv/azurite), for the test bed;
+#   - Chromium (Debian package), for the map's headless browser test;
 #   - promtool (Debian package prometheus), for deploy/'s config check;
 #   - the Apache Kafka broker's jars from Maven Central, into a cache outside
 #     the work tree (${SAILSTREAM_CACHE:-$HOME/.cache/sailstream}/kafka-<version>/libs);
@@ -63,6 +64,14 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
 	if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
 		as_root systemctl disable --now postgresql >/dev/null 2>&1 || true
 	fi
+fi
+
+# --- Chromium, for the map's browser test (headless, driven by playwright-core) --
+if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
+	log "installing chromium"
+	export DEBIAN_FRONTEND=noninteractive
+	as_root apt-get install -y -q --no-install-recommends chromium >/dev/null ||
+		{ as_root apt-get update -q >/dev/null && as_root apt-get install -y -q --no-install-recommends chromium >/dev/null; }
 fi
 
 # --- wabt (wat2wasm), to build the hostile test modules of udf/ -------------
