@@ -17,7 +17,7 @@ type replayCmd struct {
 	To          string `help:"End of the range, exclusive; same forms as --from (default: now)."`
 	Devices     string `help:"Only devices whose id matches this glob (e.g. boat-*)."`
 	SourceTopic string `help:"The archived topic to read." default:"telemetry.raw"`
-	Topic       string `help:"Topic to republish to. telemetry.raw reprocesses in the live pipeline; a separate topic read by a second core group (its own --group, --raw-topic, --enriched-topic, --state-topic) backfills or compares UDF versions." default:"telemetry.raw"`
+	Topic       string `help:"Topic to republish to. telemetry.raw refills a lost raw topic before the core runs (a running core finds old readings behind its watermark: late); a separate topic read by a second core group (its own --group, --raw-topic, --enriched-topic, --state-topic) backfills or compares UDF versions." default:"telemetry.raw"`
 	archiveFlags
 }
 

@@ -47,7 +47,12 @@ func TestIntegrationPipeline(t *testing.T) {
 	prefix := "sailstream-test/" + id + "/devices"
 
 	log := testLogger(t)
-	webSrv, err := web.New(web.Config{Addr: "127.0.0.1:0", KafkaBrokers: brokers, EnrichedTopic: topics.Enriched, Logger: log.With("component", "web")})
+	// A send queue far above the hub's default: this test checks that the
+	// client gets every reading, and on a loaded machine a transaction's
+	// burst could otherwise disconnect it as a slow consumer (the hub's
+	// own tests cover that rule).
+	webSrv, err := web.New(web.Config{Addr: "127.0.0.1:0", KafkaBrokers: brokers, EnrichedTopic: topics.Enriched,
+		WebSocketQueue: 1 << 14, Logger: log.With("component", "web")})
 	must(t, err)
 	proc, err := core.New(core.Config{KafkaBrokers: brokers, Group: id + "-core", Topics: topics, Partitions: 3, MaxOutOfOrder: new(2 * time.Second), Logger: log.With("component", "core")})
 	must(t, err)
@@ -79,10 +84,14 @@ func TestIntegrationPipeline(t *testing.T) {
 	ws := dialWS(t, webSrv.Addr())
 	var wsMu sync.Mutex
 	wsSeen := map[key]int{}
+	var wsErr error // why the connection ended, for the failure message
 	go func() {
 		for {
 			_, msg, err := ws.ReadMessage()
 			if err != nil {
+				wsMu.Lock()
+				wsErr = err
+				wsMu.Unlock()
 				return
 			}
 			var e telemetry.Enriched
@@ -100,17 +109,7 @@ func TestIntegrationPipeline(t *testing.T) {
 
 	// The fleet run: fixed seed, fast, 5% late.
 	const n = 1500
-	fcfg := edge.DefaultConfig()
-	fcfg.MQTTURL, fcfg.ClientID, fcfg.TopicPrefix = mqttURL, id+"-edge", prefix
-	fcfg.Seed, fcfg.Rate, fcfg.Count = 20261127, 300, n
-	// Held back 3–5 s: clearly beyond the core's 2 s reorder bound (one
-	// held barely 2 s could be reordered into place and enriched).
-	fcfg.LateMin = 3 * time.Second
-	fcfg.Logger = log.With("component", "edge")
-	plan, err := edge.Plan(fcfg, time.Unix(0, 0), n)
-	must(t, err)
-	fleet, err := edge.New(fcfg)
-	must(t, err)
+	plan, fleet := newFleet(t, mqttURL, id, prefix, 20261127, n, log)
 
 	// Malformed payloads, each with the reason the pipeline must give.
 	now := time.Now().UTC().Format(time.RFC3339Nano)
@@ -135,17 +134,7 @@ func TestIntegrationPipeline(t *testing.T) {
 	}
 	pub.Disconnect(100)
 
-	// Heartbeat devices keep every partition's watermark moving with the
-	// clock while the fleet runs: the run's on-time readings end before
-	// its last held ones are published, and without newer readings the
-	// watermark would stall and a held reading within 2 s of the run's end
-	// would rightly be reordered into place rather than be late.
-	hbStop := make(chan struct{})
-	hbDone := make(chan int)
-	go func() { hbDone <- heartbeats(t, mqttURL, id+"-hb", prefix, hbStop) }()
-	must(t, fleet.Run(ctx))
-	close(hbStop)
-	nHB := <-hbDone
+	nHB := runWithHeartbeats(t, ctx, fleet, mqttURL, id, prefix)
 
 	// What the plan says must come out.
 	onTime := map[key]edge.Emission{}
@@ -277,7 +266,7 @@ func TestIntegrationPipeline(t *testing.T) {
 	defer wsMu.Unlock()
 	for k := range onTime {
 		if wsSeen[k] != 1 {
-			t.Errorf("websocket client got %v %d times, want once", k, wsSeen[k])
+			t.Errorf("websocket client got %v %d times, want once (connection error: %v)", k, wsSeen[k], wsErr)
 			break
 		}
 	}
@@ -402,6 +391,42 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// newFleet returns the plan of a fixed-seed fleet run of n readings at 300
+// readings/s, 5% of them late, publishing under prefix, and the fleet that
+// publishes it.
+func newFleet(t *testing.T, mqttURL, id, prefix string, seed int64, n int, log *slog.Logger) ([]edge.Emission, *edge.Fleet) {
+	t.Helper()
+	fcfg := edge.DefaultConfig()
+	fcfg.MQTTURL, fcfg.ClientID, fcfg.TopicPrefix = mqttURL, id+"-edge", prefix
+	fcfg.Seed, fcfg.Rate, fcfg.Count = seed, 300, n
+	// Held back 3–5 s: clearly beyond the core's 2 s reorder bound (one
+	// held barely 2 s could be reordered into place and enriched).
+	fcfg.LateMin = 3 * time.Second
+	fcfg.Logger = log.With("component", "edge")
+	plan, err := edge.Plan(fcfg, time.Unix(0, 0), n)
+	must(t, err)
+	fleet, err := edge.New(fcfg)
+	must(t, err)
+	return plan, fleet
+}
+
+// runWithHeartbeats runs the fleet to its end with heartbeats beside it and
+// returns how many heartbeats were published. Heartbeat devices keep every
+// partition's watermark moving with the clock while the fleet runs: the
+// run's on-time readings end before its last held ones are published, and
+// without newer readings the watermark would stall and a held reading
+// within 2 s of the run's end would rightly be reordered into place rather
+// than be late. They also keep any partition from falling idle mid-run.
+func runWithHeartbeats(t *testing.T, ctx context.Context, fleet *edge.Fleet, mqttURL, id, prefix string) int {
+	t.Helper()
+	hbStop := make(chan struct{})
+	hbDone := make(chan int)
+	go func() { hbDone <- heartbeats(t, mqttURL, id+"-hb", prefix, hbStop) }()
+	must(t, fleet.Run(ctx))
+	close(hbStop)
+	return <-hbDone
 }
 
 // hbPrefix names the heartbeat devices.
