@@ -331,21 +331,9 @@ func TestIntegrationUpWithPG(t *testing.T) {
 	httpAddr, mqttAddr := freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "up", "--http-addr", httpAddr, "--mqtt-listen", mqttAddr, "--rate", "30", "--seed", "3",
+	stop := startUp(ctx, t, bin, "--http-addr", httpAddr, "--mqtt-listen", mqttAddr, "--rate", "30", "--seed", "3",
 		"--admin-addr", "", "--udf-dir", "", "--archive-dir", "", "--pg", db, "--cache-dir", filepath.Join(os.TempDir(), "sailstream-test-wasm-cache"))
-	cmd.Env = append(os.Environ(), "SAILSTREAM_LOG_LEVEL=warn")
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGINT)
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("stderr of sailstream up:\n%s", stderr.String())
-		}
-	}()
+	defer stop()
 
 	base := "http://" + httpAddr
 	var track []telemetry.Enriched

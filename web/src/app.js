@@ -3,8 +3,10 @@
 // left. Every reading names the UDF that processed it and carries the fields
 // that UDF added, so the panel shows both per boat and flags the warnings
 // (outside the lake, a corrected GPS jump) on the marker too: a deploy is
-// visible on the map within a second, without a reload. Plain DOM and
-// Leaflet, no framework.
+// visible on the map within a second, without a reload. Selecting a boat
+// draws its last 30 minutes from the track API (PostgreSQL history) and
+// extends that line with its live readings. Plain DOM and Leaflet, no
+// framework.
 import L from 'leaflet';
 import 'leaflet/dist/leaflet.css';
 import './app.css';
@@ -22,6 +24,7 @@ import {
   noteFlags,
   speedKnots,
 } from './format.js';
+import { appendPoint, mergeTracks, parseTrack, refTime, toPoint, trackError, trackURL } from './track.js';
 
 const TRAIL_POINTS = 40; // positions kept per boat for its trail
 const STALE_MS = 30_000; // a boat silent this long is greyed out in the panel
@@ -128,11 +131,15 @@ function update(r) {
   }
   const latlng = [r.lat, r.lon];
   const boat = boats.get(r.device) ?? addBoat(r.device, latlng);
+  // A late reading still belongs on the selected boat's track.
+  if (track?.device === r.device && appendPoint(track.points, toPoint(r))) drawTrack();
   if (!isNewer(r, boat.reading)) return; // the snapshot after a reconnect repeats what we have
   boat.reading = r;
 
   boat.marker.setLatLng(latlng);
-  const svg = boat.marker.getElement()?.querySelector('svg');
+  const el = boat.marker.getElement();
+  if (el) Object.assign(el.dataset, { device: r.device, lat: r.lat, lon: r.lon }); // for tests driving a browser
+  const svg = el?.querySelector('svg');
   if (svg) svg.style.transform = `rotate(${Number.isFinite(r.course_deg) ? r.course_deg : 0}deg)`;
   boat.points.push(latlng);
   if (boat.points.length > TRAIL_POINTS) boat.points.shift();
@@ -208,14 +215,88 @@ setInterval(() => {
   for (const boat of boats.values()) if (boat.reading) renderAge(boat, now);
 }, 500);
 
+// select makes device the selected boat and draws its track; selecting the
+// selected boat again clears both.
 function select(device, centre) {
   const boat = boats.get(device);
   if (!boat) return;
   for (const b of boats.values()) b.row.classList.remove('selected');
+  if (selected === device) {
+    selected = null;
+    clearTrack();
+    return;
+  }
   boat.row.classList.add('selected');
   selected = device;
+  showTrack(device, boat);
   if (centre) map.setView(boat.marker.getLatLng(), Math.max(map.getZoom(), 14));
   else boat.row.scrollIntoView({ block: 'nearest' });
+}
+
+// --- history of the selected boat ------------------------------------------
+
+// The track is drawn in one colour no boat has, over a dark casing so that
+// it stands out on the lake and on the tiles alike.
+const trackCasing = L.polyline([], { color: '#1d3557', weight: 7, opacity: 0.5, interactive: false, className: 'track-casing' });
+const trackLine = L.polyline([], { color: '#ffd60a', weight: 3, opacity: 1, interactive: false, className: 'track' });
+let track = null; // { device, points, loaded } of the selected boat
+let trackRequest = 0; // so that the answer for a boat no longer selected is dropped
+
+function setNote(text) {
+  const el = $('#history');
+  el.textContent = text;
+  el.hidden = !text;
+}
+
+function showTrack(device, boat) {
+  const request = ++trackRequest;
+  const first = toPoint(boat.reading);
+  track = { device, points: first ? [first] : [], loaded: null };
+  trackCasing.addTo(map);
+  trackLine.addTo(map);
+  drawTrack();
+  setNote(`loading the track of ${device}…`);
+  fetch(trackURL(device, refTime(Date.now(), boat.reading)), { headers: { Accept: 'application/json' } })
+    .then(async (res) => {
+      const body = await res.json().catch(() => null);
+      if (request !== trackRequest) return;
+      if (!res.ok) {
+        setNote(trackError(res.status, body));
+        return;
+      }
+      const history = parseTrack(body, device);
+      track.points = mergeTracks(history, track.points);
+      track.loaded = history.length;
+      drawTrack();
+      setNote(`${device}: track of the last 30 minutes (${history.length} stored readings)`);
+    })
+    .catch((err) => {
+      if (request !== trackRequest) return;
+      console.warn('track of', device, 'not loaded:', err);
+      setNote(`history unavailable: ${err.message}`);
+    });
+}
+
+function drawTrack() {
+  const latlngs = track.points.map((p) => [p.lat, p.lon]);
+  trackCasing.setLatLngs(latlngs);
+  trackLine.setLatLngs(latlngs);
+  const el = trackLine.getElement();
+  if (el) {
+    // For tests driving a browser: whose track, how many points, how many
+    // of them came from the history API.
+    el.dataset.device = track.device;
+    el.dataset.points = String(track.points.length);
+    el.dataset.history = track.loaded === null ? '' : String(track.loaded);
+  }
+}
+
+function clearTrack() {
+  trackRequest++;
+  track = null;
+  trackLine.remove();
+  trackCasing.remove();
+  setNote('');
 }
 
 // --- live stream ----------------------------------------------------------
