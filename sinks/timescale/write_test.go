@@ -207,7 +207,7 @@ func TestStoreDatabaseDown(t *testing.T) {
 	}
 	defer st.Close()
 	_, err = st.Track(context.Background(), "boat-1", epoch, epoch.Add(time.Hour))
-	if err == nil || !strings.Contains(err.Error(), "connecting") {
+	if err == nil || !strings.Contains(err.Error(), "connect") {
 		t.Errorf("Track with no database: %v", err)
 	}
 }
