@@ -2,7 +2,6 @@ package core
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -59,22 +58,11 @@ func (p *Processor) runEOS(ctx context.Context, log *slog.Logger) error {
 }
 
 func (p *Processor) loopEOS(ctx, work context.Context, sess *kgo.GroupTransactSession) error {
-	tick := min(max(p.cfg.IdleTimeout/10, 10*time.Millisecond), 250*time.Millisecond)
 	for {
-		pctx, cancel := context.WithTimeout(ctx, tick)
-		fetches := sess.PollRecords(pctx, maxPollRecords)
-		cancel()
-		if fetches.IsClientClosed() || ctx.Err() != nil {
-			// Not handled, not committed: processed again by the
-			// next owner, from the state of the last transaction.
+		fetches, ok := p.poll(ctx, sess)
+		if !ok {
 			return nil
 		}
-		fetches.EachError(func(topic string, partition int32, err error) {
-			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-				return
-			}
-			p.cfg.Logger.Warn("fetch error", "topic", topic, "partition", partition, "err", err)
-		})
 		if err := p.handlePollEOS(ctx, work, sess, fetches); err != nil {
 			return err
 		}

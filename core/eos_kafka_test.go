@@ -3,7 +3,6 @@ package core
 import (
 	"context"
 	"fmt"
-	"slices"
 	"testing"
 	"time"
 
@@ -188,34 +187,7 @@ func runExactlyOnce(t *testing.T, brokers []string, scale bool) {
 	}
 	got := collect(ctx, t, brokers, map[string]int{u.Enriched: devs * seqs, u.Late: dups, u.DLQ: 0})
 
-	byDev := map[string][]telemetry.Enriched{}
-	for _, e := range decodeEnriched(t, got[u.Enriched]) {
-		byDev[e.Device] = append(byDev[e.Device], e)
-	}
-	for dev, rs := range want {
-		var gotSeqs, wantSeqs []uint64
-		for _, e := range byDev[dev] {
-			gotSeqs = append(gotSeqs, e.Seq)
-		}
-		for _, r := range rs {
-			wantSeqs = append(wantSeqs, r.Seq)
-		}
-		if !slices.Equal(gotSeqs, wantSeqs) {
-			t.Errorf("%s enriched seqs %v, want %v (each once, in event-time order)", dev, gotSeqs, wantSeqs)
-			continue
-		}
-		for i, r := range rs {
-			var prev *telemetry.Reading
-			if i > 0 {
-				prev = &rs[i-1]
-			}
-			m, e := Motion(prev, r), byDev[dev][i]
-			if !close6(e.DistanceM, m.DistanceM) || !close6(e.SpeedMS, m.SpeedMS) || angleDiff(e.CourseDeg, m.CourseDeg) > 1e-6 {
-				t.Errorf("%s/%d: distance %.6f speed %.6f course %.4f, want %.6f %.6f %.4f", dev, r.Seq,
-					e.DistanceM, e.SpeedMS, e.CourseDeg, m.DistanceM, m.SpeedMS, m.CourseDeg)
-			}
-		}
-	}
+	checkOrderedMotion(t, want, got[u.Enriched], "each once, in event-time order")
 	for _, r := range got[u.Late] {
 		if reason := headerValue(r, telemetry.HeaderReason); reason != telemetry.ReasonDuplicate {
 			t.Errorf("late record %s: reason %q, want %q", r.Key, reason, telemetry.ReasonDuplicate)

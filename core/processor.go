@@ -207,31 +207,47 @@ func (p *Processor) ensureTopics(ctx context.Context) error {
 	return nil
 }
 
-// loop polls, handles, produces and commits until ctx ends. A poll waits
-// at most a short tick for records, so that buffered readings are released
-// as partitions fall idle even when nothing arrives.
+// loop polls, handles, produces and commits until ctx ends.
 func (p *Processor) loop(ctx, work context.Context, cl *kgo.Client) error {
-	tick := min(max(p.cfg.IdleTimeout/10, 10*time.Millisecond), 250*time.Millisecond)
 	for {
-		pctx, cancel := context.WithTimeout(ctx, tick)
-		fetches := cl.PollRecords(pctx, maxPollRecords)
-		cancel()
-		if fetches.IsClientClosed() || ctx.Err() != nil {
-			// Records polled here are not handled and not
-			// committed: the next owner of the partitions gets them.
+		fetches, ok := p.poll(ctx, cl)
+		if !ok {
 			return nil
 		}
-		fetches.EachError(func(topic string, partition int32, err error) {
-			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-				return // the poll tick
-			}
-			p.cfg.Logger.Warn("fetch error", "topic", topic, "partition", partition, "err", err)
-		})
 		if err := p.handlePoll(ctx, work, cl, fetches); err != nil {
 			return err
 		}
 		cl.AllowRebalance()
 	}
+}
+
+// poller is what each guarantee polls: a kgo.Client or a
+// kgo.GroupTransactSession.
+type poller interface {
+	PollRecords(ctx context.Context, maxPollRecords int) kgo.Fetches
+}
+
+// poll waits at most a short tick for records, so that buffered readings
+// are released as partitions fall idle even when nothing arrives, and logs
+// fetch errors. It reports false when the client is closed or ctx ended:
+// records polled then are not handled and not committed, so the next owner
+// of their partitions gets them (with exactly-once, from the state of the
+// last transaction).
+func (p *Processor) poll(ctx context.Context, c poller) (kgo.Fetches, bool) {
+	tick := min(max(p.cfg.IdleTimeout/10, 10*time.Millisecond), 250*time.Millisecond)
+	pctx, cancel := context.WithTimeout(ctx, tick)
+	fetches := c.PollRecords(pctx, maxPollRecords)
+	cancel()
+	if fetches.IsClientClosed() || ctx.Err() != nil {
+		return nil, false
+	}
+	fetches.EachError(func(topic string, partition int32, err error) {
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			return // the poll tick
+		}
+		p.cfg.Logger.Warn("fetch error", "topic", topic, "partition", partition, "err", err)
+	})
+	return fetches, true
 }
 
 // handlePoll turns one poll into output records (and releases what the

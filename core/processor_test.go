@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -583,5 +584,41 @@ func TestRunUnreachableKafka(t *testing.T) {
 	case <-p.Ready():
 		t.Fatal("Ready closed without a broker")
 	default:
+	}
+}
+
+// checkOrderedMotion checks that enriched holds, per device, exactly the
+// readings of want in that order, each with the distance, speed and course
+// from the reading before it (what order says is the expectation, for the
+// message).
+func checkOrderedMotion(t *testing.T, want map[string][]telemetry.Reading, enriched []*kgo.Record, order string) {
+	t.Helper()
+	byDev := map[string][]telemetry.Enriched{}
+	for _, e := range decodeEnriched(t, enriched) {
+		byDev[e.Device] = append(byDev[e.Device], e)
+	}
+	for dev, rs := range want {
+		gotSeqs, wantSeqs := []uint64{}, []uint64{}
+		for _, e := range byDev[dev] {
+			gotSeqs = append(gotSeqs, e.Seq)
+		}
+		for _, r := range rs {
+			wantSeqs = append(wantSeqs, r.Seq)
+		}
+		if !slices.Equal(gotSeqs, wantSeqs) {
+			t.Errorf("%s enriched seqs %v, want %v (%s)", dev, gotSeqs, wantSeqs, order)
+			continue
+		}
+		for i, r := range rs {
+			var prev *telemetry.Reading
+			if i > 0 {
+				prev = &rs[i-1]
+			}
+			m, e := Motion(prev, r), byDev[dev][i]
+			if !close6(e.DistanceM, m.DistanceM) || !close6(e.SpeedMS, m.SpeedMS) || angleDiff(e.CourseDeg, m.CourseDeg) > 1e-6 {
+				t.Errorf("%s/%d: distance %.6f speed %.6f course %.4f, want %.6f %.6f %.4f", dev, r.Seq,
+					e.DistanceM, e.SpeedMS, e.CourseDeg, m.DistanceM, m.SpeedMS, m.CourseDeg)
+			}
+		}
 	}
 }

@@ -86,6 +86,24 @@ type regWriter struct {
 	topic string
 }
 
+// newUDFScenario gives a UDF test its own topics, a writer of its registry
+// topic and a producer, with the raw topic created with parts partitions;
+// both clients close when the test ends.
+func newUDFScenario(ctx context.Context, t testing.TB, brokers []string, prefix string, parts int32) (udfTopics, *regWriter, *kgo.Client) {
+	t.Helper()
+	u := newUDFTopics(prefix)
+	reg := newRegWriter(ctx, t, brokers, u.Registry)
+	prod, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(prod.Close)
+	if err := kafkatopic.Ensure(ctx, prod, kafkatopic.Spec{Name: u.Raw, Partitions: parts}); err != nil {
+		t.Fatal(err)
+	}
+	return u, reg, prod
+}
+
 func newRegWriter(ctx context.Context, t testing.TB, brokers []string, topic string) *regWriter {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerBatchMaxBytes(registry.MaxModuleRecordBytes),
@@ -246,16 +264,7 @@ func seqRange(from, to uint64) []uint64 {
 func runHotSwap(t *testing.T, brokers []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	u := newUDFTopics("core-swap-")
-	reg := newRegWriter(ctx, t, brokers, u.Registry)
-	prod, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
-	if err := kafkatopic.Ensure(ctx, prod, kafkatopic.Spec{Name: u.Raw, Partitions: 3}); err != nil {
-		t.Fatal(err)
-	}
+	u, reg, prod := newUDFScenario(ctx, t, brokers, "core-swap-", 3)
 	speed := reg.module(builtin.Speed)
 	// A distinct module (same code, another hash): compiled while the
 	// stream runs, off the hot path.
@@ -357,16 +366,7 @@ func TestIntegrationTwoInstancesSwapTogether(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	u := newUDFTopics("core-two-")
-	reg := newRegWriter(ctx, t, brokers, u.Registry)
-	prod, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
-	if err := kafkatopic.Ensure(ctx, prod, kafkatopic.Spec{Name: u.Raw, Partitions: 4}); err != nil {
-		t.Fatal(err)
-	}
+	u, reg, prod := newUDFScenario(ctx, t, brokers, "core-two-", 4)
 	a, stopA := startProcessor(t, u.config(brokers, nil))
 	defer stopA()
 	b, stopB := startProcessor(t, u.config(brokers, nil))
@@ -409,16 +409,7 @@ func TestIntegrationTwoInstancesSwapTogether(t *testing.T) {
 func runShadow(t *testing.T, brokers []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	u := newUDFTopics("core-shadow-")
-	reg := newRegWriter(ctx, t, brokers, u.Registry)
-	prod, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
-	if err := kafkatopic.Ensure(ctx, prod, kafkatopic.Spec{Name: u.Raw, Partitions: 3}); err != nil {
-		t.Fatal(err)
-	}
+	u, reg, prod := newUDFScenario(ctx, t, brokers, "core-shadow-", 3)
 	speed := reg.module(builtin.Speed)
 	bad := reg.module(wat(t, "../udf/testdata/hostile/trap.wat"))
 	v1, v2, vBad := ref("1.1.0", speed), ref("2.0.0", speed), ref("6.6.6", bad)
@@ -544,16 +535,7 @@ func TestIntegrationShadowPromoteRollbackKafka(t *testing.T) {
 func runHostile(t *testing.T, brokers []string, file string, lim udf.Limits, reason string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	u := newUDFTopics("core-hostile-")
-	reg := newRegWriter(ctx, t, brokers, u.Registry)
-	prod, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer prod.Close()
-	if err := kafkatopic.Ensure(ctx, prod, kafkatopic.Spec{Name: u.Raw, Partitions: 1}); err != nil {
-		t.Fatal(err)
-	}
+	u, reg, prod := newUDFScenario(ctx, t, brokers, "core-hostile-", 1)
 	speed := reg.module(builtin.Speed)
 	evil := reg.module(wat(t, file))
 	evilRef := ref("6.6.6", evil)

@@ -44,6 +44,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sailstream/sailstream/internal/httpserve"
 	"github.com/sailstream/sailstream/internal/kafkatopic"
 	"github.com/sailstream/sailstream/lake"
 	"github.com/sailstream/sailstream/sinks/websocket"
@@ -314,10 +315,6 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("web: kafka client: %w", err)
 	}
 
-	srv := &http.Server{Handler: s.echo, ReadHeaderTimeout: 10 * time.Second}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-
 	consumeCtx, stopConsuming := context.WithCancel(ctx)
 	consumed := make(chan struct{})
 	go func() {
@@ -325,17 +322,10 @@ func (s *Server) Run(ctx context.Context) error {
 		s.consume(consumeCtx, cl)
 	}()
 
+	srv := &http.Server{Handler: s.echo, ReadHeaderTimeout: 10 * time.Second}
 	var runErr error
-	select {
-	case <-ctx.Done():
-	case err := <-serveErr:
+	if err := httpserve.Serve(ctx, srv, ln, 5*time.Second); err != nil {
 		runErr = fmt.Errorf("web: serve: %w", err)
-	}
-
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		_ = srv.Close()
 	}
 	_ = s.hub.Close()
 	stopConsuming()

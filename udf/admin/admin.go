@@ -52,6 +52,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sailstream/sailstream/internal/httpserve"
 	"github.com/sailstream/sailstream/udf/registry"
 )
 
@@ -198,18 +199,9 @@ func (s *Server) Run(ctx context.Context) error {
 	// No write timeout: a deploy compiles the module, which takes seconds
 	// for a big one. Reading the body is bounded instead.
 	srv := &http.Server{Handler: s.echo, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
 	var runErr error
-	select {
-	case <-ctx.Done():
-	case err := <-serveErr:
+	if err := httpserve.Serve(ctx, srv, ln, 5*time.Second); err != nil {
 		runErr = fmt.Errorf("admin: serve: %w", err)
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		_ = srv.Close()
 	}
 	s.log.Info("admin API stopped", "addr", s.addr)
 	return runErr

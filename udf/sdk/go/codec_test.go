@@ -2,39 +2,21 @@ package sdk
 
 import (
 	"bytes"
-	"encoding/hex"
 	"math"
-	"os"
 	"strings"
 	"testing"
+
+	"github.com/sailstream/sailstream/udf/internal/abidoc"
 )
 
-// abiDumps reads the hex dumps of ../../ABI.md's worked example, keyed by
-// the line that opens them ("input", "output").
+// abiDumps reads the hex dumps of ABI.md's worked example.
 func abiDumps(t *testing.T) map[string][]byte {
 	t.Helper()
-	doc, err := os.ReadFile("../../ABI.md")
+	d, err := abidoc.Dumps("../../ABI.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string][]byte{}
-	var cur string
-	for _, line := range strings.Split(string(doc), "\n") {
-		switch {
-		case strings.HasPrefix(line, "input (") || strings.HasPrefix(line, "output ("):
-			cur = strings.Fields(line)[0]
-		case cur != "" && strings.HasPrefix(line, "```"):
-			cur = ""
-		case cur != "" && len(line) > 6:
-			data, _, _ := strings.Cut(line[6:], "   ")
-			b, err := hex.DecodeString(strings.ReplaceAll(data, " ", ""))
-			if err != nil {
-				t.Fatalf("ABI.md %q: %v", line, err)
-			}
-			out[cur] = append(out[cur], b...)
-		}
-	}
-	return out
+	return d
 }
 
 // TestWorkedExample: the SDK decodes ABI.md's input and, given the
