@@ -28,6 +28,7 @@ type metrics struct {
 	swapPause      prometheus.Histogram
 	shadowOutputs  *prometheus.CounterVec // udf, agree
 	registryBad    prometheus.Counter
+	stateBad       prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -107,9 +108,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "sailstream_core_registry_bad_records_total",
 			Help: "Records of the UDF registry topic that could not be applied (skipped).",
 		}),
+		stateBad: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sailstream_core_state_bad_records_total",
+			Help: "Records of the state changelog that could not be decoded (skipped at restore: the device starts from its previous record, or afresh).",
+		}),
 	}
 	for _, c := range []prometheus.Collector{m.in, m.enriched, m.late, m.dlq, m.latency, m.watermark, m.commitErr, m.duplicates, m.buffered, m.idle,
-		m.udfCalls, m.udfFailures, m.udfCallSeconds, m.quarantined, m.swaps, m.swapPause, m.shadowOutputs, m.registryBad} {
+		m.udfCalls, m.udfFailures, m.udfCallSeconds, m.quarantined, m.swaps, m.swapPause, m.shadowOutputs, m.registryBad, m.stateBad} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

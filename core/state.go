@@ -328,25 +328,27 @@ func (p *Processor) restore(ctx context.Context, parts map[int32]*partitionState
 			if ferr != nil {
 				return fmt.Errorf("core: restoring state from %s: %w", topic, ferr)
 			}
-			var aerr error
 			fs.EachRecord(func(rec *kgo.Record) {
 				last, ok := want[rec.Partition]
-				if !ok || aerr != nil {
+				if !ok {
 					return
 				}
 				if !rec.Attrs.IsControl() && rec.Value != nil {
-					if aerr = p.applyState(rec.Partition, parts[rec.Partition], rec); aerr != nil {
-						return
+					// A record that does not decode (written by something
+					// else than a core, or damaged) is skipped, counted and
+					// logged, and stays in the topic: failing the restore
+					// would stop the core on every start.
+					if err := p.applyState(rec.Partition, parts[rec.Partition], rec); err != nil {
+						p.m.stateBad.Inc()
+						p.cfg.Logger.Error("skipping a state record that does not decode", "err", err)
+					} else {
+						devices++
 					}
-					devices++
 				}
 				if rec.Offset >= last {
 					delete(want, rec.Partition)
 				}
 			})
-			if aerr != nil {
-				return aerr
-			}
 		}
 	}
 	for _, st := range parts {

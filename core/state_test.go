@@ -1,11 +1,16 @@
 package core
 
 import (
+	"context"
 	"reflect"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sailstream/sailstream/internal/kafkatopic"
 )
 
 // TestStateRoundTrip writes a partition's changed devices to changelog
@@ -121,5 +126,48 @@ func TestPackSeen(t *testing.T) {
 	}
 	if _, err := unpackSeen([]byte{0x80}); err == nil {
 		t.Error("truncated varint: want an error")
+	}
+}
+
+// TestStateBadRecord: a changelog record that does not decode is skipped
+// at restore, counted and left in the topic; the core carries on and its
+// device starts afresh instead of the core failing on every start.
+func TestStateBadRecord(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	brokers := c.ListenAddrs()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	topics := Topics{Raw: "raw", Enriched: "enriched", Late: "late", DLQ: "dlq", State: "state"}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	compact := "compact"
+	if err := kafkatopic.Ensure(ctx, cl, kafkatopic.Spec{Name: topics.Raw, Partitions: 1},
+		kafkatopic.Spec{Name: topics.State, Partitions: 1, Configs: map[string]*string{"cleanup.policy": &compact}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topics.State, Key: []byte("boat-1"), Value: []byte(`{"seenz":`)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	produceRaw(ctx, t, cl, topics.Raw, []string{"boat-1"}, 1, 2)
+
+	reg := prometheus.NewRegistry()
+	p, stop := startProcessor(t, Config{
+		KafkaBrokers: brokers, Group: "core-bad-state", Topics: topics, Partitions: 1,
+		Now: func() time.Time { return t0.Add(time.Hour) }, MaxOutOfOrder: new(time.Duration(0)), Registerer: reg,
+	})
+	defer stop()
+	got := collect(ctx, t, brokers, map[string]int{topics.Enriched: 2})
+	if es := decodeEnriched(t, got[topics.Enriched]); es[0].Seq != 1 || es[0].DistanceM != 0 {
+		t.Errorf("first enriched %+v, want boat-1/1 from empty state", es[0])
+	}
+	if n := metricValue(t, p.m.stateBad); n != 1 {
+		t.Errorf("state_bad_records_total = %g, want 1", n)
 	}
 }
