@@ -304,14 +304,5 @@ func NewAzurite(t testing.TB, opts AzuriteOptions) *Azurite {
 	if opts.Dir == "" {
 		opts.Dir = t.TempDir()
 	}
-	a, err := StartAzurite(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := a.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	return a
+	return startForTest(t, func() (*Azurite, error) { return StartAzurite(context.Background(), opts) })
 }

@@ -470,14 +470,5 @@ func NewKafka(t testing.TB, opts KafkaOptions) *Kafka {
 	if opts.Dir == "" {
 		opts.Dir = t.TempDir()
 	}
-	k, err := StartKafka(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := k.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	return k
+	return startForTest(t, func() (*Kafka, error) { return StartKafka(context.Background(), opts) })
 }

@@ -262,16 +262,7 @@ func NewMosquitto(t testing.TB, opts MosquittoOptions) *Mosquitto {
 	if opts.Dir == "" {
 		opts.Dir = t.TempDir()
 	}
-	m, err := StartMosquitto(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := m.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	return m
+	return startForTest(t, func() (*Mosquitto, error) { return StartMosquitto(context.Background(), opts) })
 }
 
 // skipOrFail skips the test because a service is not installed, or fails it

@@ -462,16 +462,7 @@ func NewPostgres(t testing.TB, opts PostgresOptions) *Postgres {
 	if opts.Dir == "" {
 		opts.Dir = t.TempDir()
 	}
-	pg, err := StartPostgres(context.Background(), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := pg.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	return pg
+	return startForTest(t, func() (*Postgres, error) { return StartPostgres(context.Background(), opts) })
 }
 
 // CreateDatabase creates a new database named prefix plus a random suffix

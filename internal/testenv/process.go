@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -195,3 +196,19 @@ func workDir(dir, pattern string) (path string, created bool, err error) {
 // attempts is how often a service is started on new ports when it lost the
 // race for the ones freePorts picked.
 const attempts = 3
+
+// startForTest starts a service of a test's own with start and stops it when
+// the test ends; a failed start fails the test.
+func startForTest[S interface{ Stop() error }](t testing.TB, start func() (S, error)) S {
+	t.Helper()
+	svc, err := start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := svc.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return svc
+}
